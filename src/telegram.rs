@@ -7,3 +7,4 @@ pub mod delivery;
 pub mod handlers;
 pub mod html;
 pub mod progress;
+pub mod replies;
