@@ -87,22 +87,11 @@ pub struct SentryConfig {
 }
 
 /// Every problem found in the environment, each naming its variable.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", .problems.join("\n  - "))]
 pub struct ConfigError {
     pub problems: Vec<String>,
 }
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("invalid configuration:")?;
-        for problem in &self.problems {
-            write!(f, "\n  - {problem}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 impl Config {
     /// Reads the process environment.
@@ -143,13 +132,12 @@ impl Config {
             sentry,
         };
 
-        if env.problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError {
+        if !env.problems.is_empty() {
+            return Err(ConfigError {
                 problems: env.problems,
-            })
+            });
         }
+        Ok(config)
     }
 
     /// Whether this Telegram user may use the bot.
@@ -269,16 +257,24 @@ impl<F: Fn(&str) -> Option<String>> Reader<F> {
         tools.map(str::to_owned).collect()
     }
 
-    fn max_turns(&mut self) -> Option<u32> {
-        let value = self.get(CLAUDE_MAX_TURNS)?;
-        match value.trim().parse::<u32>() {
-            Ok(turns) if turns >= 1 => Some(turns),
+    /// `name` parsed as a `T` that passes `valid`, or `default` when unset.
+    ///
+    /// `wanted` completes the problem's sentence "NAME: "x" is not ...".
+    fn parsed<T: FromStr>(
+        &mut self,
+        name: &str,
+        default: T,
+        valid: impl Fn(&T) -> bool,
+        wanted: &str,
+    ) -> T {
+        let Some(text) = self.get(name) else {
+            return default;
+        };
+        match text.trim().parse::<T>() {
+            Ok(value) if valid(&value) => value,
             _ => {
-                self.problem(format!(
-                    "{CLAUDE_MAX_TURNS}: {value:?} is not a whole number of at \
-                     least 1; leave it empty for no limit"
-                ));
-                None
+                self.problem(format!("{name}: {text:?} is not {wanted}"));
+                default
             }
         }
     }
@@ -288,38 +284,33 @@ impl<F: Fn(&str) -> Option<String>> Reader<F> {
     where
         T: FromStr + PartialOrd + fmt::Display + Copy,
     {
-        let Some(value) = self.get(name) else {
-            return default;
-        };
-        match value.trim().parse::<T>() {
-            Ok(number) if number >= min => number,
-            _ => {
-                self.problem(format!(
-                    "{name}: {value:?} is not a whole number of at least {min}; \
-                     leave it empty for the default {default}"
-                ));
-                default
-            }
-        }
+        let wanted = format!(
+            "a whole number of at least {min}; leave it empty for the \
+             default {default}"
+        );
+        self.parsed(name, default, |&n| n >= min, &wanted)
+    }
+
+    fn max_turns(&mut self) -> Option<u32> {
+        let wanted = "a whole number of at least 1; leave it empty for no limit";
+        self.get(CLAUDE_MAX_TURNS)?;
+        Some(self.parsed(CLAUDE_MAX_TURNS, 1, |&n| n >= 1, wanted))
     }
 
     /// A positive number of seconds, fractions allowed.
     fn interval(&mut self, name: &str, default: f64) -> Duration {
-        let Some(value) = self.get(name) else {
-            return Duration::from_secs_f64(default);
-        };
-        match value.trim().parse::<f64>() {
-            Ok(secs) if secs > 0.0 && secs.is_finite() && secs < 1e9 => {
-                Duration::from_secs_f64(secs)
-            }
-            _ => {
-                self.problem(format!(
-                    "{name}: {value:?} is not a positive number of seconds; \
-                     leave it empty for the default {default}"
-                ));
-                Duration::from_secs_f64(default)
-            }
-        }
+        let wanted = format!(
+            "a positive number of seconds; leave it empty for the default \
+             {default}"
+        );
+        let valid = |&secs: &f64| secs > 0.0 && secs < 1e9;
+        Duration::from_secs_f64(self.parsed(name, default, valid, &wanted))
+    }
+
+    fn sample_rate(&mut self) -> f32 {
+        let wanted = "a number from 0.0 to 1.0 (the share of runs traced)";
+        let valid = |rate: &f32| (0.0..=1.0).contains(rate);
+        self.parsed(SENTRY_TRACES_SAMPLE_RATE, 1.0, valid, wanted)
     }
 
     fn flag(&mut self, name: &str, default: bool) -> bool {
@@ -346,22 +337,6 @@ impl<F: Fn(&str) -> Option<String>> Reader<F> {
             release: self.text(SENTRY_RELEASE, default_release),
             traces_sample_rate: self.sample_rate(),
             send_default_pii: self.flag(SENTRY_SEND_DEFAULT_PII, false),
-        }
-    }
-
-    fn sample_rate(&mut self) -> f32 {
-        let Some(value) = self.get(SENTRY_TRACES_SAMPLE_RATE) else {
-            return 1.0;
-        };
-        match value.trim().parse::<f32>() {
-            Ok(rate) if (0.0..=1.0).contains(&rate) => rate,
-            _ => {
-                self.problem(format!(
-                    "{SENTRY_TRACES_SAMPLE_RATE}: {value:?} must be a number \
-                     from 0.0 to 1.0 (the share of runs traced)"
-                ));
-                1.0
-            }
         }
     }
 
