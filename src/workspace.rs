@@ -101,7 +101,8 @@ impl Workspace {
         let mut visited = 0;
 
         for _ in 0..SEARCH_DEPTH {
-            let mut next: Vec<PathBuf> = level.iter().flat_map(|dir| subdirectories(dir)).collect();
+            let dirs = level.iter().map(PathBuf::as_path);
+            let mut next: Vec<PathBuf> = dirs.flat_map(subdirectories).collect();
             next.sort();
             for dir in &next {
                 if matches(dir, &needle) {
