@@ -91,7 +91,7 @@ pub enum Placement {
 }
 
 /// What `/stop` did.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Stopped {
     pub running: bool,
     pub cleared: Vec<Job>,

@@ -9,7 +9,8 @@ use teloxide::types::UserId;
 use super::html::escape;
 use crate::agent::run::{RunError, RunOutcome};
 use crate::agent::wire::PermissionDenial;
-use crate::queue::StopCause;
+use crate::queue::{LiveRun, StopCause};
+use crate::store::RunFigures;
 
 /// How much of the CLI's own error text a reply quotes, in characters.
 const QUOTED_ERROR_CHARS: usize = 400;
@@ -21,6 +22,144 @@ pub fn refusal(user_id: UserId) -> String {
          Your Telegram user id is <code>{user_id}</code>: the operator can add it \
          to ALLOWED_USER_IDS."
     )
+}
+
+/// What `/help` and `/start` say.
+pub fn help(directory: &str) -> String {
+    format!(
+        "🤖 I pass your messages to Claude Code, which works in this chat's directory \
+         and can read, write and run things there. Any text that is not a command is \
+         a prompt; the conversation continues until /new.\n\n\
+         /new: forget the conversation (alias /reset)\n\
+         /cd &lt;path&gt;: change directory, starts a new conversation (alias /setcwd)\n\
+         /pwd: show the directory (alias /getcwd)\n\
+         /searchcwd &lt;name&gt;: find directories in the workspace\n\
+         /status: the current run, the queue, the last run's figures\n\
+         /stop: stop the running agent; /stop all also clears the queue\n\n\
+         📁 <code>{}</code>",
+        escape(directory)
+    )
+}
+
+/// The reply to a message that has no text (a photo, a sticker).
+pub fn text_only() -> String {
+    "I can only read text messages. Describe what you need in words.".to_owned()
+}
+
+pub fn unknown_command(name: &str) -> String {
+    format!("Unknown command /{}. See /help.", escape(name))
+}
+
+/// The reply to `/new`.
+pub fn new_conversation(directory: &str) -> String {
+    format!(
+        "🆕 New conversation. Still in <code>{}</code>.",
+        escape(directory)
+    )
+}
+
+/// The reply to a `/cd` that worked.
+pub fn moved(directory: &str) -> String {
+    format!(
+        "📁 Now in <code>{}</code>. A new conversation begins here: Claude can only \
+         continue a conversation in the directory where it started.",
+        escape(directory)
+    )
+}
+
+/// The reply to `/searchcwd`.
+pub fn search_results(needle: &str, found: &[String], limit: usize) -> String {
+    if found.is_empty() {
+        return format!("No directory in the workspace matches “{}”.", escape(needle));
+    }
+    let mut text = format!("Directories matching “{}”:", escape(needle));
+    for directory in found {
+        let directory = escape(directory);
+        text.push_str(&format!("\n📁 {directory}\n<code>/cd {directory}</code>"));
+    }
+    if found.len() >= limit {
+        text.push_str(&format!("\n(first {limit} shown; be more specific)"));
+    }
+    text
+}
+
+/// The acknowledgement of a prompt that waits behind a running one.
+pub fn queued(position: usize) -> String {
+    format!("🕐 Queued (position {position}). It runs when the current one is done.")
+}
+
+/// The refusal when a chat's queue is full.
+pub fn queue_full(limit: usize) -> String {
+    format!(
+        "✋ {limit} messages are already waiting. This one was not queued: send it again \
+         later, or /stop all to clear the queue."
+    )
+}
+
+/// The reply to a prompt that arrives while the bot shuts down.
+pub fn closed() -> String {
+    "🔌 The bot is restarting; your message is saved and runs when it is back.".to_owned()
+}
+
+/// The reply to `/stop`.
+pub fn stopped(running: bool, cleared: usize, waiting: usize) -> String {
+    let mut text = match running {
+        true => "⏹ Stopping the agent.".to_owned(),
+        false => "Nothing is running.".to_owned(),
+    };
+    if cleared > 0 {
+        text.push_str(&format!(" Cleared {cleared} queued message(s)."));
+    }
+    if waiting > 0 {
+        text.push_str(&format!(
+            " {waiting} queued message(s) will still run; /stop all clears them."
+        ));
+    }
+    text
+}
+
+/// What `/status` shows.
+pub struct StatusView<'a> {
+    pub directory: &'a str,
+    pub session: Option<&'a str>,
+    pub model: &'a str,
+    pub live: Option<&'a LiveRun>,
+    pub waiting: usize,
+    pub last_run: Option<&'a RunFigures>,
+}
+
+/// The reply to `/status`.
+pub fn status(view: StatusView<'_>) -> String {
+    let mut text = format!("📁 <code>{}</code>", escape(view.directory));
+    match view.session {
+        Some(id) => text.push_str(&format!("\n💬 Conversation <code>{}</code>", escape(id))),
+        None => text.push_str("\n💬 No conversation yet"),
+    }
+    text.push_str(&format!("\n🧠 Model: {}", escape(view.model)));
+
+    if let Some(live) = view.live {
+        let tools = live.progress.lock().expect("progress lock").tool_names();
+        text.push_str(&format!("\n⏳ Running for {}", duration(live.elapsed())));
+        match tools.is_empty() {
+            true => text.push_str(", no tools used yet"),
+            false => text.push_str(&format!(", tools so far: {}", escape(&tools))),
+        }
+    }
+    if view.waiting > 0 {
+        text.push_str(&format!("\n🕐 {} message(s) waiting", view.waiting));
+    }
+    if let Some(run) = view.last_run {
+        let input = run.input_tokens + run.cache_read_tokens + run.cache_creation_tokens;
+        text.push_str(&format!(
+            "\n📊 Last run: {} turn(s), {} input / {} output tokens, ${:.4}, {}",
+            run.num_turns,
+            input,
+            run.output_tokens,
+            run.cost_usd,
+            duration(Duration::from_millis(run.duration_ms))
+        ));
+    }
+    text
 }
 
 /// The error reply for a run that gave no answer. `program` is CLAUDE_BIN.
@@ -45,12 +184,12 @@ pub fn failure(error: &RunError, stop: Option<StopCause>) -> String {
         }
         RunError::Exited { code, stderr_tail } => format!(
             "⚠️ Claude exited with status {}.\n{}\n{NEW_HINT}",
-            status(*code),
+            exit_status(*code),
             quote_or(stderr_tail, "(it printed nothing on stderr)")
         ),
         RunError::NoResult { code, stderr_tail } => format!(
             "⚠️ Claude stopped without an answer (status {}).\n{}\n{NEW_HINT}",
-            status(*code),
+            exit_status(*code),
             quote_or(stderr_tail, "(it printed nothing on stderr)")
         ),
         RunError::TimedOut { after } => format!(
@@ -80,6 +219,35 @@ pub fn denials(denials: &[PermissionDenial]) -> Option<String> {
          (or CLAUDE_PERMISSION_MODE).",
         escape(&names.join(", "))
     ))
+}
+
+/// The reply to a prompt a restart interrupted while it ran.
+pub fn interrupted_by_restart() -> String {
+    "🔌 The bot restarted while it worked on your last message, so that run was lost. \
+     Please send it again."
+        .to_owned()
+}
+
+/// The reply when the bot itself failed while handling a prompt.
+pub fn internal_error() -> String {
+    "⚠️ Something went wrong inside the bot while handling your message. \
+     The operator can find the details in the log. Please try again."
+        .to_owned()
+}
+
+/// The reply when the chat's directory no longer exists or left the workspace.
+pub fn directory_gone(shown: &str) -> String {
+    format!(
+        "⚠️ This chat's directory <code>{}</code> no longer exists (or is outside the \
+         workspace now). Use /cd to pick another one.",
+        escape(shown)
+    )
+}
+
+/// The plain-text reply when an answer could not be delivered.
+pub fn undeliverable(reason: &str) -> String {
+    let reason: String = reason.chars().take(QUOTED_ERROR_CHARS).collect();
+    format!("⚠️ The answer is ready but Telegram refused it: {reason}")
 }
 
 /// The note after a `--resume` that found no conversation.
@@ -118,7 +286,7 @@ pub fn duration(elapsed: Duration) -> String {
     }
 }
 
-fn status(code: Option<i32>) -> String {
+fn exit_status(code: Option<i32>) -> String {
     code.map_or_else(|| "killed by a signal".to_owned(), |code| code.to_string())
 }
 

@@ -1,0 +1,281 @@
+//! A turn: one accepted prompt, from the chat's state through the agent run
+//! to the one reply that ends it (an answer or an error), with progress
+//! shown meanwhile and the run's figures kept for `/status`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::agent::run::{self, Prompt, RunError, RunObserver, RunOutcome};
+use crate::agent::wire::{Line, System};
+use crate::bot::App;
+use crate::queue::{Job, LiveRun, Turns};
+use crate::store::{self, RunFigures, Store};
+use crate::telegram::answer::{self, AnswerPlan};
+use crate::telegram::delivery::Outbox;
+use crate::telegram::progress::{self, ProgressObserver, tool_counts};
+use crate::telegram::replies;
+
+/// Runs the bot's turns for the queue.
+pub struct TurnRunner {
+    pub app: Arc<App>,
+}
+
+impl Turns for TurnRunner {
+    async fn run(&self, job: Job, live: Arc<LiveRun>) {
+        take_turn(&self.app, &job, &live).await;
+        close(&self.app.store, &job);
+    }
+
+    async fn panicked(&self, job: Job) {
+        let outbox = self.app.outbox(job.chat_id, job.thread_id);
+        if let Err(error) = outbox.send_html(&replies::internal_error()).await {
+            warn!(%error, chat_id = job.chat_id, "could not report an internal error");
+        }
+        close(&self.app.store, &job);
+    }
+}
+
+/// Marks the job's prompt answered, so a restart does not run it again.
+fn close(store: &Store, job: &Job) {
+    if let Err(error) = store.mark_done(job.prompt_id) {
+        error!(%error, prompt_id = job.prompt_id, "could not close a prompt");
+    }
+}
+
+async fn take_turn(app: &App, job: &Job, live: &LiveRun) {
+    let outbox = app.outbox(job.chat_id, job.thread_id);
+    if let Err(error) = app.store.mark_started(job.prompt_id) {
+        error!(%error, "could not mark a prompt started");
+    }
+    let (cwd, session) = chat_state(app, job.chat_id);
+    info!(chat_id = job.chat_id, resume = session.is_some(), "turn started");
+
+    if live.cancel.is_cancelled() {
+        let reply = replies::failure(&RunError::Cancelled, live.stop_cause());
+        deliver_reply(&outbox, &reply).await;
+        return;
+    }
+    if !cwd.is_dir() || !app.workspace.contains(&cwd) {
+        deliver_reply(&outbox, &replies::directory_gone(&app.workspace.display(&cwd))).await;
+        return;
+    }
+
+    let done = CancellationToken::new();
+    let typing = tokio::spawn(progress::keep_typing(outbox.clone(), done.clone()));
+    let status = tokio::spawn(progress::report(
+        outbox.clone(),
+        live.progress.clone(),
+        app.config.progress_edit_interval,
+        done.clone(),
+    ));
+
+    let attempt = run_agent(app, job, live, &cwd, session).await;
+
+    done.cancel();
+    let _ = typing.await;
+    let status_message = status.await.ok().flatten();
+    let elapsed = live.elapsed();
+    if let Some(outcome) = attempt.outcome.as_ref() {
+        record_figures(&app.store, job.chat_id, outcome);
+    }
+    if let Some(message_id) = status_message {
+        let tools = live.progress.lock().expect("progress lock").tool_names();
+        let summary = replies::status_summary(attempt.outcome.as_ref(), elapsed, &tools);
+        let _ = outbox.edit_html(message_id, &summary).await;
+    }
+
+    match attempt.answer() {
+        Ok(plan) => deliver_answer(&outbox, plan).await,
+        Err(error) => {
+            let reply = replies::failure(&error, live.stop_cause());
+            deliver_reply(&outbox, &reply).await;
+        }
+    }
+}
+
+/// The chat's directory and CLI session, or the defaults of a new chat.
+fn chat_state(app: &App, chat_id: i64) -> (PathBuf, Option<String>) {
+    match app.store.chat(chat_id) {
+        Ok(Some(chat)) => (chat.working_directory, chat.session_id),
+        Ok(None) => (app.config.working_directory.clone(), None),
+        Err(error) => {
+            error!(%error, chat_id, "could not load the chat's state, using defaults");
+            (app.config.working_directory.clone(), None)
+        }
+    }
+}
+
+/// What running the agent for a turn came to.
+struct Attempt {
+    /// `None` when the CLI could not be started.
+    outcome: Option<RunOutcome>,
+    start_error: Option<RunError>,
+    /// A `--resume` failed, so the answer is from a new conversation.
+    resumed_fresh: bool,
+    long_answer_messages: usize,
+}
+
+impl Attempt {
+    /// The answer's delivery plan, or why there is none.
+    fn answer(&self) -> Result<AnswerPlan, RunError> {
+        let outcome = match (&self.outcome, &self.start_error) {
+            (Some(outcome), _) => outcome,
+            (None, Some(error)) => return Err(error.clone()),
+            (None, None) => unreachable!("an attempt has an outcome or an error"),
+        };
+        if let Some(failure) = &outcome.failure {
+            return Err(failure.clone());
+        }
+
+        let text = outcome.answer().unwrap_or("");
+        let mut plan = answer::plan(text, self.long_answer_messages);
+        let mut notes = Vec::new();
+        if self.resumed_fresh {
+            notes.push(replies::new_conversation_began());
+        }
+        let denials = outcome.result.as_ref().map(|r| r.permission_denials.as_slice());
+        notes.extend(replies::denials(denials.unwrap_or(&[])));
+        notes.extend(replies::tools_line(&tool_counts(
+            outcome.tool_calls.iter().map(String::as_str),
+        )));
+        if !notes.is_empty() {
+            plan.append_line(&notes.join("\n"));
+        }
+        Ok(plan)
+    }
+}
+
+/// Runs the CLI, and once more without `--resume` if the conversation it
+/// was to resume is gone.
+async fn run_agent(
+    app: &App,
+    job: &Job,
+    live: &LiveRun,
+    cwd: &Path,
+    session: Option<String>,
+) -> Attempt {
+    let mut prompt = Prompt {
+        text: job.text.clone(),
+        cwd: cwd.to_owned(),
+        resume: session,
+    };
+    let mut resumed_fresh = false;
+    loop {
+        let mut saver = SessionSaver {
+            store: app.store.clone(),
+            chat_id: job.chat_id,
+            default_dir: app.config.working_directory.clone(),
+        };
+        let mut progress = ProgressObserver {
+            progress: live.progress.clone(),
+        };
+        let mut observers: [&mut dyn RunObserver; 2] = [&mut saver, &mut progress];
+        let result = run::run(&app.agent, &prompt, &live.cancel, &mut observers).await;
+
+        let outcome = match result {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                return Attempt {
+                    outcome: None,
+                    start_error: Some(error),
+                    resumed_fresh,
+                    long_answer_messages: app.config.long_answer_messages,
+                };
+            }
+        };
+        if let Some(RunError::ResumeNotFound { session_id }) = &outcome.failure {
+            warn!(chat_id = job.chat_id, session_id, "conversation gone, starting anew");
+            saver.save(None);
+            prompt.resume = None;
+            resumed_fresh = true;
+            continue;
+        }
+        return Attempt {
+            outcome: Some(outcome),
+            start_error: None,
+            resumed_fresh,
+            long_answer_messages: app.config.long_answer_messages,
+        };
+    }
+}
+
+/// Saves the CLI session id the moment the CLI names it, before anything is
+/// sent to Telegram, so a failed delivery never loses the conversation.
+struct SessionSaver {
+    store: Store,
+    chat_id: i64,
+    default_dir: PathBuf,
+}
+
+impl SessionSaver {
+    fn save(&self, session_id: Option<&str>) {
+        let saved = self.store.set_session(self.chat_id, session_id, &self.default_dir);
+        if let Err(error) = saved {
+            error!(%error, chat_id = self.chat_id, "could not save the session id");
+        }
+    }
+}
+
+impl RunObserver for SessionSaver {
+    fn observe(&mut self, line: &Line) {
+        if let Line::System(System::Init(init)) = line {
+            self.save(Some(&init.session_id));
+        }
+    }
+}
+
+fn record_figures(store: &Store, chat_id: i64, outcome: &RunOutcome) {
+    let Some(result) = &outcome.result else {
+        return;
+    };
+    let figures = RunFigures {
+        num_turns: result.num_turns,
+        input_tokens: result.usage.input_tokens,
+        output_tokens: result.usage.output_tokens,
+        cache_read_tokens: result.usage.cache_read_input_tokens,
+        cache_creation_tokens: result.usage.cache_creation_input_tokens,
+        cost_usd: result.total_cost_usd,
+        duration_ms: result.duration_ms,
+        finished_at: store::now(),
+    };
+    if let Err(error) = store.record_run(chat_id, &figures) {
+        error!(%error, chat_id, "could not record the run's figures");
+    }
+}
+
+/// Sends a short reply; failures are logged, there is nobody else to tell.
+async fn deliver_reply(outbox: &Outbox, text: &str) {
+    if let Err(error) = outbox.send_html(text).await {
+        error!(%error, chat_id = outbox.chat_id().0, "could not deliver a reply");
+    }
+}
+
+/// Sends an answer's messages (and document) in order.
+async fn deliver_answer(outbox: &Outbox, plan: AnswerPlan) {
+    let sent = match plan {
+        AnswerPlan::Messages(messages) => send_all(outbox, &messages).await,
+        AnswerPlan::Document {
+            first,
+            file_name,
+            contents,
+            ..
+        } => match outbox.send_html(&first).await {
+            Ok(_) => outbox.send_document(&file_name, contents).await.map(drop),
+            Err(error) => Err(error),
+        },
+    };
+    if let Err(error) = sent {
+        error!(%error, chat_id = outbox.chat_id().0, "could not deliver the answer");
+        let _ = outbox.send_plain(&replies::undeliverable(&error.to_string())).await;
+    }
+}
+
+async fn send_all(outbox: &Outbox, messages: &[String]) -> Result<(), teloxide::RequestError> {
+    for message in messages {
+        outbox.send_html(message).await?;
+    }
+    Ok(())
+}
