@@ -115,20 +115,8 @@ impl<'a> Chunks<'a> {
                 start = end;
                 continue;
             };
-            let width = c.len_utf16();
-            if units + width > self.limit && units > 0 {
-                let at = |offset: usize| self.pos + offset;
-                if !has_text {
-                    return Scan::Blank(at(text_end));
-                }
-                let hard = Cut {
-                    end: at(text_end),
-                    resume: at(text_end),
-                };
-                let cut = candidates.choose(self.limit).unwrap_or(hard);
-                return Scan::Cut(cut);
-            }
-
+            // A cut at this character leaves it out, so it may be the one
+            // that no longer fits.
             if has_text {
                 let cut = |resume| Cut {
                     end: self.pos + start,
@@ -145,6 +133,20 @@ impl<'a> Chunks<'a> {
                         candidates.line = candidate;
                     }
                 }
+            }
+
+            let width = c.len_utf16();
+            if units + width > self.limit && units > 0 {
+                let at = |offset: usize| self.pos + offset;
+                if !has_text {
+                    return Scan::Blank(at(text_end));
+                }
+                let hard = Cut {
+                    end: at(text_end),
+                    resume: at(text_end),
+                };
+                let cut = candidates.choose(self.limit).unwrap_or(hard);
+                return Scan::Cut(cut);
             }
             units += width;
             has_text |= !c.is_whitespace();
@@ -232,3 +234,6 @@ fn tag_name(tag: &str) -> &str {
     let inner = tag.trim_start_matches('<').trim_end_matches('>');
     inner.split_whitespace().next().unwrap_or(inner)
 }
+
+#[cfg(test)]
+mod tests;

@@ -161,4 +161,29 @@ mod tests {
     fn leaves_out_empty_elements() {
         assert_eq!(render("a ** ** b\n\n```\n```\n\nc"), "a ** ** b\n\nc");
     }
+
+    #[test]
+    fn keeps_every_word_of_the_markdown_in_order() {
+        let markdown = "# Head one\n\nText *em* **strong** ~~del~~ `code`.\n\n\
+            1. first\n2. second\n   - deep\n\n> quote\n> > deeper\n\n\
+            | h1 | h2 |\n|----|----|\n| c1 | c2 |\n\n\
+            ```sh\necho shell\n```\n\n<p>html block</p>\n\n\
+            ![alt words](https://x.org/i.png) [label](doc/file.md) end\n";
+        let words = |text: &str| -> Vec<String> {
+            text.split(|c: char| !c.is_alphanumeric())
+                .filter(|w| !w.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        let shown = words(&to_plain_text(&render(markdown)));
+        let mut rest = shown.iter();
+        for word in words(markdown) {
+            // Link targets and code languages live in attributes.
+            let in_attributes = ["https", "x", "org", "i", "png", "sh"];
+            if in_attributes.contains(&word.as_str()) {
+                continue;
+            }
+            assert!(rest.any(|w| *w == word), "lost {word:?} from {shown:?}");
+        }
+    }
 }
