@@ -15,6 +15,9 @@ pub const UPLOAD_LIMIT: usize = 50_000_000;
 /// The message an answer without text becomes.
 pub const EMPTY_ANSWER: &str = "<i>(The answer has no text.)</i>";
 
+/// The message a long answer whose start shows no text begins with.
+pub const SEE_DOCUMENT: &str = "<i>(The answer is in the file below.)</i>";
+
 /// What separates an appended line from the message before it.
 const LINE_SEPARATOR: &str = "\n\n";
 
@@ -32,9 +35,6 @@ pub enum AnswerPlan {
         truncated: bool,
     },
 }
-
-/// The message a long answer whose start shows no text begins with.
-pub const SEE_DOCUMENT: &str = "<i>(The answer is in the file below.)</i>";
 
 /// The limits a plan is made under.
 #[derive(Clone, Copy)]
@@ -72,10 +72,12 @@ fn plan_within(markdown: &str, max_messages: usize, limits: Limits) -> AnswerPla
         return AnswerPlan::Messages(vec![EMPTY_ANSWER.to_owned()]);
     }
 
+    // One message past the threshold is enough to know.
+    let wanted = max_messages.saturating_add(1);
     let mut rendered_len = limits.first_rendered;
     let first = loop {
         let start = leading_part(markdown, rendered_len);
-        let mut messages = render_messages(start, max_messages.saturating_add(1), limits.message);
+        let mut messages = render_messages(start, wanted, limits.message);
         if messages.len() > max_messages {
             messages.truncate(1);
             break messages.pop();

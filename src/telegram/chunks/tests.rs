@@ -139,10 +139,11 @@ fn reopens_a_code_block_with_its_language_in_every_chunk() {
 
     assert!(chunks.len() >= 3);
     let opening = "<pre><code class=\"language-python\">";
+    assert!(chunks[0].starts_with("Intro.\n\n<pre>"));
     for chunk in &chunks[1..] {
         assert!(chunk.starts_with(opening), "{chunk:.60}");
-        assert!(chunk.ends_with("</code></pre>"));
     }
+    assert!(chunks.iter().all(|c| c.ends_with("</code></pre>")));
     let whole = to_plain_text(&html);
     let shown: usize = chunks.iter().map(|c| to_plain_text(c).len()).sum();
     assert_eq!(whole.len() - shown, chunks.len() - 1, "one newline per cut");
