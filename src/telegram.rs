@@ -1,6 +1,7 @@
 //! The Telegram side: who may talk to the bot, what each command does, and how
 //! answers are rendered, split and delivered.
 
+pub mod answer;
 pub mod chunks;
 pub mod commands;
 pub mod delivery;
