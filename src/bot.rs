@@ -53,12 +53,17 @@ impl App {
 /// Runs the bot until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let store = Store::open(&config.database_path).with_context(|| {
-        format!("opening the state database {}", config.database_path.display())
+        format!(
+            "opening the state database {}",
+            config.database_path.display()
+        )
     })?;
-    let workspace = Workspace::new(&config.workspace_root).with_context(|| {
-        format!("opening the workspace {}", config.workspace_root.display())
-    })?;
-    let api_url = config.telegram_api_url.parse().context("reading TELEGRAM_API_URL")?;
+    let workspace = Workspace::new(&config.workspace_root)
+        .with_context(|| format!("opening the workspace {}", config.workspace_root.display()))?;
+    let api_url = config
+        .telegram_api_url
+        .parse()
+        .context("reading TELEGRAM_API_URL")?;
     let bot = Bot::new(&config.telegram_token).set_api_url(api_url);
     let me = bot
         .get_me()
@@ -71,12 +76,23 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if config.allowed_user_ids.is_empty() {
         warn!("ALLOWED_USER_IDS is empty: the bot will answer nobody");
     }
-    info!(username, allowed_users = config.allowed_user_ids.len(), "bot started");
+    info!(
+        username,
+        allowed_users = config.allowed_user_ids.len(),
+        "bot started"
+    );
 
     let agent = agent_settings(&config);
     let grace = config.shutdown_grace;
     let (max_runs, max_waiting) = (config.max_concurrent_runs, config.max_queued_per_chat);
-    let app = Arc::new(App { config, store, workspace, agent, bot: bot.clone(), username });
+    let app = Arc::new(App {
+        config,
+        store,
+        workspace,
+        agent,
+        bot: bot.clone(),
+        username,
+    });
     let queue = Queue::new(TurnRunner { app: app.clone() }, max_runs, max_waiting);
     recover(&app, &queue).await;
 
@@ -133,7 +149,11 @@ async fn recover(app: &App, queue: &Arc<BotQueue>) {
     };
 
     for prompt in pending {
-        info!(chat_id = prompt.chat_id, started = prompt.started, "recovering a prompt");
+        info!(
+            chat_id = prompt.chat_id,
+            started = prompt.started,
+            "recovering a prompt"
+        );
         if prompt.started {
             let outbox = app.outbox(prompt.chat_id, prompt.thread_id);
             let reply = outbox.send_html(&replies::interrupted_by_restart()).await;

@@ -51,7 +51,11 @@ async fn take_turn(app: &App, job: &Job, live: &LiveRun) {
         error!(%error, "could not mark a prompt started");
     }
     let (cwd, session) = chat_state(app, job.chat_id);
-    info!(chat_id = job.chat_id, resume = session.is_some(), "turn started");
+    info!(
+        chat_id = job.chat_id,
+        resume = session.is_some(),
+        "turn started"
+    );
 
     if live.cancel.is_cancelled() {
         let reply = replies::failure(&RunError::Cancelled, live.stop_cause());
@@ -59,7 +63,11 @@ async fn take_turn(app: &App, job: &Job, live: &LiveRun) {
         return;
     }
     if !cwd.is_dir() || !app.workspace.contains(&cwd) {
-        deliver_reply(&outbox, &replies::directory_gone(&app.workspace.display(&cwd))).await;
+        deliver_reply(
+            &outbox,
+            &replies::directory_gone(&app.workspace.display(&cwd)),
+        )
+        .await;
         return;
     }
 
@@ -136,7 +144,10 @@ impl Attempt {
         if self.resumed_fresh {
             notes.push(replies::new_conversation_began());
         }
-        let denials = outcome.result.as_ref().map(|r| r.permission_denials.as_slice());
+        let denials = outcome
+            .result
+            .as_ref()
+            .map(|r| r.permission_denials.as_slice());
         notes.extend(replies::denials(denials.unwrap_or(&[])));
         notes.extend(replies::tools_line(&tool_counts(
             outcome.tool_calls.iter().map(String::as_str),
@@ -187,7 +198,10 @@ async fn run_agent(
             }
         };
         if let Some(RunError::ResumeNotFound { session_id }) = &outcome.failure {
-            warn!(chat_id = job.chat_id, session_id, "conversation gone, starting anew");
+            warn!(
+                chat_id = job.chat_id,
+                session_id, "conversation gone, starting anew"
+            );
             saver.save(None);
             prompt.resume = None;
             resumed_fresh = true;
@@ -212,7 +226,9 @@ struct SessionSaver {
 
 impl SessionSaver {
     fn save(&self, session_id: Option<&str>) {
-        let saved = self.store.set_session(self.chat_id, session_id, &self.default_dir);
+        let saved = self
+            .store
+            .set_session(self.chat_id, session_id, &self.default_dir);
         if let Err(error) = saved {
             error!(%error, chat_id = self.chat_id, "could not save the session id");
         }
@@ -269,7 +285,9 @@ async fn deliver_answer(outbox: &Outbox, plan: AnswerPlan) {
     };
     if let Err(error) = sent {
         error!(%error, chat_id = outbox.chat_id().0, "could not deliver the answer");
-        let _ = outbox.send_plain(&replies::undeliverable(&error.to_string())).await;
+        let _ = outbox
+            .send_plain(&replies::undeliverable(&error.to_string()))
+            .await;
     }
 }
 

@@ -13,7 +13,9 @@ pub enum Command {
     SearchCwd(String),
     Status,
     /// `/stop`; `/stop all` also clears the queue.
-    Stop { clear_queue: bool },
+    Stop {
+        clear_queue: bool,
+    },
     Unknown(String),
 }
 
@@ -35,7 +37,10 @@ pub fn menu() -> Vec<BotCommand> {
         ("pwd", "show the current directory"),
         ("searchcwd", "find directories: /searchcwd <name>"),
         ("status", "the current run, queue and last run's figures"),
-        ("stop", "stop the running agent (/stop all clears the queue)"),
+        (
+            "stop",
+            "stop the running agent (/stop all clears the queue)",
+        ),
     ]
     .into_iter()
     .map(|(name, description)| BotCommand::new(name, description))
@@ -106,7 +111,10 @@ mod tests {
         assert_eq!(command("/getcwd"), Command::Pwd);
         assert_eq!(command("/stop all"), Command::Stop { clear_queue: true });
         assert_eq!(command("/stop"), Command::Stop { clear_queue: false });
-        assert_eq!(command("/frobnicate"), Command::Unknown("frobnicate".into()));
+        assert_eq!(
+            command("/frobnicate"),
+            Command::Unknown("frobnicate".into())
+        );
     }
 
     #[test]

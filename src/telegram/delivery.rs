@@ -105,7 +105,12 @@ impl Outbox {
 
     /// Deletes a message the bot sent, once, without retrying.
     pub async fn delete(&self, message_id: MessageId) -> Effort {
-        effort(self.bot.delete_message(self.chat_id, message_id).await.map(drop))
+        effort(
+            self.bot
+                .delete_message(self.chat_id, message_id)
+                .await
+                .map(drop),
+        )
     }
 
     /// Shows "typing…" in the chat for a few seconds.
@@ -126,7 +131,10 @@ impl Outbox {
         self.message(text).await.map(|message| message.id)
     }
 
-    fn message(&self, text: &str) -> teloxide::requests::JsonRequest<teloxide::payloads::SendMessage> {
+    fn message(
+        &self,
+        text: &str,
+    ) -> teloxide::requests::JsonRequest<teloxide::payloads::SendMessage> {
         let mut request = self.bot.send_message(self.chat_id, text);
         if let Some(thread_id) = self.thread_id {
             request = request.message_thread_id(thread_id);

@@ -33,7 +33,10 @@ pub async fn handle_message(
     let outbox = app.outbox(chat_id, thread_id);
 
     if !app.config.allows(user.id.0) {
-        warn!(user_id = user.id.0, chat_id, "refused a user who is not allowed");
+        warn!(
+            user_id = user.id.0,
+            chat_id, "refused a user who is not allowed"
+        );
         outbox.send_html(&replies::refusal(user.id)).await?;
         return Ok(());
     }
@@ -81,7 +84,13 @@ async fn accept_prompt(
             return Ok(());
         }
     };
-    info!(chat_id, user_id = user.id.0, prompt_id, length = text.len(), "prompt accepted");
+    info!(
+        chat_id,
+        user_id = user.id.0,
+        prompt_id,
+        length = text.len(),
+        "prompt accepted"
+    );
 
     let job = Job {
         prompt_id,
@@ -153,8 +162,17 @@ fn answer_command(app: &App, queue: &BotQueue, chat_id: i64, command: Command) -
         }
         Command::Status => {
             let (live, waiting) = queue.status(chat_id);
-            let last_run = app.store.chat(chat_id).ok().flatten().and_then(|c| c.last_run);
-            let model = app.config.claude_model.as_deref().unwrap_or("the CLI's default");
+            let last_run = app
+                .store
+                .chat(chat_id)
+                .ok()
+                .flatten()
+                .and_then(|c| c.last_run);
+            let model = app
+                .config
+                .claude_model
+                .as_deref()
+                .unwrap_or("the CLI's default");
             replies::status(replies::StatusView {
                 directory: &shown_cwd,
                 session: session.as_deref(),
@@ -171,7 +189,11 @@ fn answer_command(app: &App, queue: &BotQueue, chat_id: i64, command: Command) -
                     error!(%error, "could not close a cleared prompt");
                 }
             }
-            replies::stopped(stopped.running, stopped.cleared.len(), stopped.still_waiting)
+            replies::stopped(
+                stopped.running,
+                stopped.cleared.len(),
+                stopped.still_waiting,
+            )
         }
         Command::Unknown(name) => replies::unknown_command(&name),
     }

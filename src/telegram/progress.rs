@@ -110,7 +110,9 @@ impl RunObserver for ProgressObserver {
                 progress.retry = None;
                 for block in &assistant.message.content {
                     if let ContentBlock::ToolUse { name, input, .. } = block {
-                        progress.tools.push((name.clone(), input_summary(name, input)));
+                        progress
+                            .tools
+                            .push((name.clone(), input_summary(name, input)));
                     }
                 }
             }
@@ -226,7 +228,10 @@ mod tests {
         let other = json!({"n": 1, "name": "thing"});
         assert_eq!(input_summary("Mystery", &other), "thing");
         let long = json!({"command": "x".repeat(500)});
-        assert_eq!(input_summary("Bash", &long).chars().count(), SUMMARY_CHARS + 1);
+        assert_eq!(
+            input_summary("Bash", &long).chars().count(),
+            SUMMARY_CHARS + 1
+        );
     }
 
     #[test]

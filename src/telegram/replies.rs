@@ -70,7 +70,10 @@ pub fn moved(directory: &str) -> String {
 /// The reply to `/searchcwd`.
 pub fn search_results(needle: &str, found: &[String], limit: usize) -> String {
     if found.is_empty() {
-        return format!("No directory in the workspace matches “{}”.", escape(needle));
+        return format!(
+            "No directory in the workspace matches “{}”.",
+            escape(needle)
+        );
     }
     let mut text = format!("Directories matching “{}”:", escape(needle));
     for directory in found {
@@ -180,7 +183,10 @@ pub fn failure(error: &RunError, stop: Option<StopCause>) -> String {
             format!("⚠️ The conversation could not be resumed. {NEW_HINT}")
         }
         RunError::Reported { message } => {
-            format!("⚠️ Claude reported an error:\n{}\n{NEW_HINT}", quote(message))
+            format!(
+                "⚠️ Claude reported an error:\n{}\n{NEW_HINT}",
+                quote(message)
+            )
         }
         RunError::Exited { code, stderr_tail } => format!(
             "⚠️ Claude exited with status {}.\n{}\n{NEW_HINT}",
@@ -201,8 +207,7 @@ pub fn failure(error: &RunError, stop: Option<StopCause>) -> String {
             Some(StopCause::Shutdown) => "🔌 The bot is restarting and interrupted this run. \
                  Please send your message again in a moment."
                 .to_owned(),
-            _ => "⏹ Stopped. The conversation is kept: your next message continues it."
-                .to_owned(),
+            _ => "⏹ Stopped. The conversation is kept: your next message continues it.".to_owned(),
         },
     }
 }
@@ -265,7 +270,11 @@ pub fn status_summary(outcome: Option<&RunOutcome>, elapsed: Duration, tools: &s
     let failed = outcome.is_none_or(|o| o.failure.is_some());
     let mut parts = vec![format!(
         "{} {}",
-        if failed { "⚠️ Ended after" } else { "✅ Done in" },
+        if failed {
+            "⚠️ Ended after"
+        } else {
+            "✅ Done in"
+        },
         duration(elapsed)
     )];
     if !tools.is_empty() {
