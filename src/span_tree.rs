@@ -2,7 +2,8 @@
 //! arrive: an `invoke_agent` span under the update's transaction, with a
 //! `chat` span per model call and an `execute_tool` span per tool call.
 //! A sub-agent's spans (lines with a `parent_tool_use_id`) nest under the
-//! span of the tool call that started it. Texts go through [`text`].
+//! span of the tool call that started it. What text is recorded, and how
+//! much, is decided in the `text` module.
 
 mod calls;
 #[cfg(test)]

@@ -150,12 +150,15 @@ fn trace_with(
     Captured { transaction, sent }
 }
 
-/// Paces lines a millisecond apart so every span has its own start time.
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// Feeds `lines` a millisecond apart, so every span has its own start
+/// time, to a run that ends with `failure`.
 fn trace(lines: &[Line], context: TraceContext, failure: Option<RunError>) -> Captured {
     let outcome = outcome(lines, failure);
-    trace_with(lines, context, Ok(outcome), |_| {
-        sleep(Duration::from_millis(1))
-    })
+    trace_with(lines, context, Ok(outcome), |_| sleep(ms(1)))
 }
 
 fn ops_and_names(captured: &Captured) -> Vec<(String, String)> {
@@ -217,10 +220,6 @@ fn unstreamed_run_gets_the_same_tree_with_calls_starting_when_idle() {
     let data = captured.sent_data(chats[0]);
     assert_eq!(data["gen_ai.response.streaming"], false);
     assert_eq!(data.get("gen_ai.usage.input_tokens"), None);
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
 }
 
 #[test]
