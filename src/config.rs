@@ -332,12 +332,24 @@ impl<F: Fn(&str) -> Option<String>> Reader<F> {
     fn sentry(&mut self) -> SentryConfig {
         let default_release = concat!("claude-telegram-bot@", env!("CARGO_PKG_VERSION"));
         SentryConfig {
-            dsn: self.get(SENTRY_DSN).map(|dsn| dsn.trim().to_owned()),
+            dsn: self.dsn(),
             environment: self.text(SENTRY_ENVIRONMENT, "production"),
             release: self.text(SENTRY_RELEASE, default_release),
             traces_sample_rate: self.sample_rate(),
             send_default_pii: self.flag(SENTRY_SEND_DEFAULT_PII, false),
         }
+    }
+
+    /// The Sentry DSN, checked the way the SDK will read it.
+    fn dsn(&mut self) -> Option<String> {
+        let dsn = self.get(SENTRY_DSN)?.trim().to_owned();
+        if let Err(error) = dsn.parse::<sentry::types::Dsn>() {
+            self.problem(format!(
+                "{SENTRY_DSN}: not a valid DSN ({error}); copy it from the Sentry \
+                 project's Client Keys page, or leave it empty to turn monitoring off"
+            ));
+        }
+        Some(dsn)
     }
 
     /// The canonical working directory and workspace root, checked.

@@ -2,7 +2,9 @@
 
 use std::process::ExitCode;
 
-use claude_telegram_bot::{bot, config::Config, telemetry};
+use claude_telegram_bot::bot;
+use claude_telegram_bot::config::{Config, SentryConfig};
+use claude_telegram_bot::telemetry::{self, SentrySettings};
 use tracing::error;
 
 fn main() -> ExitCode {
@@ -18,8 +20,10 @@ fn main() -> ExitCode {
 
     // Sentry first, so that everything after it is monitored; the guard
     // flushes what is left when main returns.
-    let sentry = telemetry::init(&config.sentry);
+    let settings = sentry_settings(&config.sentry);
+    let sentry = telemetry::init(&settings);
     telemetry::init_tracing(sentry.is_some());
+    telemetry::log_status(&settings, sentry.is_some());
 
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -34,5 +38,15 @@ fn main() -> ExitCode {
             error!("{problem:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn sentry_settings(config: &SentryConfig) -> SentrySettings {
+    SentrySettings {
+        dsn: config.dsn.clone(),
+        environment: Some(config.environment.clone()),
+        release: Some(config.release.clone()),
+        traces_sample_rate: config.traces_sample_rate,
+        send_default_pii: config.send_default_pii,
     }
 }

@@ -53,32 +53,29 @@ pub struct SentrySettings {
 }
 
 /// Starts the Sentry client; keep the guard alive until exit (dropping it
-/// flushes). Returns `None`, after saying so in the log, when no DSN is set
-/// or the DSN does not parse. Call it after [`init_tracing`], so that line
-/// is seen.
+/// flushes). Returns `None` when no DSN is set or the DSN does not parse
+/// (the configuration checks it first). Call it before anything else, so
+/// that everything after it is monitored, and [`log_status`] once logging
+/// is up.
 pub fn init(settings: &SentrySettings) -> Option<ClientInitGuard> {
-    let options = client_options(settings)?;
-    info!(
-        traces_sample_rate = settings.traces_sample_rate,
-        send_default_pii = settings.send_default_pii,
-        "sentry monitoring is on"
-    );
-    Some(sentry::init(options))
+    client_options(settings).map(sentry::init)
+}
+
+/// Says once in the log whether monitoring is on.
+pub fn log_status(settings: &SentrySettings, enabled: bool) {
+    match enabled {
+        true => info!(
+            traces_sample_rate = settings.traces_sample_rate,
+            send_default_pii = settings.send_default_pii,
+            "sentry monitoring is on"
+        ),
+        false => info!("sentry monitoring is off (SENTRY_DSN is not set)"),
+    }
 }
 
 /// The client options [`init`] uses, or `None` when monitoring is off.
 fn client_options(settings: &SentrySettings) -> Option<ClientOptions> {
-    let Some(dsn) = settings.dsn.as_deref() else {
-        info!("sentry monitoring is off");
-        return None;
-    };
-    let dsn: Dsn = match dsn.parse() {
-        Ok(dsn) => dsn,
-        Err(error) => {
-            warn!(%error, "sentry dsn is not valid, monitoring is off");
-            return None;
-        }
-    };
+    let dsn: Dsn = settings.dsn.as_deref()?.parse().ok()?;
 
     let rate = settings.traces_sample_rate.clamp(0.0, 1.0);
     let release = match &settings.release {

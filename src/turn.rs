@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use sentry::TransactionOrSpan;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -12,11 +13,13 @@ use crate::agent::run::{self, Prompt, RunError, RunObserver, RunOutcome};
 use crate::agent::wire::{Line, System};
 use crate::bot::App;
 use crate::queue::{Job, LiveRun, Turns};
+use crate::span_tree::{RunTrace, TraceContext};
 use crate::store::{self, RunFigures, Store};
 use crate::telegram::answer::{self, AnswerPlan};
 use crate::telegram::delivery::Outbox;
 use crate::telegram::progress::{self, ProgressObserver, tool_counts};
 use crate::telegram::replies;
+use crate::telemetry::{self, FailureContext, Sender, UpdateKind};
 
 /// Runs the bot's turns for the queue.
 pub struct TurnRunner {
@@ -25,7 +28,14 @@ pub struct TurnRunner {
 
 impl Turns for TurnRunner {
     async fn run(&self, job: Job, live: Arc<LiveRun>) {
-        take_turn(&self.app, &job, &live).await;
+        let sender = Sender {
+            user_id: job.user_id,
+            chat_id: job.chat_id,
+            username: job.username.clone(),
+        };
+        let app = &self.app;
+        let turn = |transaction| take_turn(app, &job, &live, transaction);
+        telemetry::traced_update(UpdateKind::Message, &sender, turn).await;
         close(&self.app.store, &job);
     }
 
@@ -45,17 +55,29 @@ fn close(store: &Store, job: &Job) {
     }
 }
 
-async fn take_turn(app: &App, job: &Job, live: &LiveRun) {
+async fn take_turn(app: &App, job: &Job, live: &LiveRun, transaction: TransactionOrSpan) {
     let outbox = app.outbox(job.chat_id, job.thread_id);
+    let loading = transaction.start_child("db.sql.query", "load chat state");
     if let Err(error) = app.store.mark_started(job.prompt_id) {
         error!(%error, "could not mark a prompt started");
     }
     let (cwd, session) = chat_state(app, job.chat_id);
+    loading.finish();
     info!(
         chat_id = job.chat_id,
         resume = session.is_some(),
         "turn started"
     );
+    let failure_context = FailureContext {
+        user_id: job.user_id,
+        username: job.username.clone(),
+        session_id: session.clone(),
+        working_directory: cwd.display().to_string(),
+        message: job.text.clone(),
+        allowed_tools: app.config.allowed_tools.clone(),
+        model: app.config.claude_model.clone(),
+        permission_mode: app.config.permission_mode.clone(),
+    };
 
     if live.cancel.is_cancelled() {
         let reply = replies::failure(&RunError::Cancelled, live.stop_cause());
@@ -63,11 +85,10 @@ async fn take_turn(app: &App, job: &Job, live: &LiveRun) {
         return;
     }
     if !cwd.is_dir() || !app.workspace.contains(&cwd) {
-        deliver_reply(
-            &outbox,
-            &replies::directory_gone(&app.workspace.display(&cwd)),
-        )
-        .await;
+        let error = MissingDirectory(cwd.display().to_string());
+        telemetry::capture_failure(&error, &failure_context);
+        let reply = replies::directory_gone(&app.workspace.display(&cwd));
+        deliver_reply(&outbox, &reply).await;
         return;
     }
 
@@ -80,7 +101,7 @@ async fn take_turn(app: &App, job: &Job, live: &LiveRun) {
         done.clone(),
     ));
 
-    let attempt = run_agent(app, job, live, &cwd, session).await;
+    let attempt = run_agent(app, job, live, &cwd, session, &transaction).await;
 
     done.cancel();
     let _ = typing.await;
@@ -95,12 +116,36 @@ async fn take_turn(app: &App, job: &Job, live: &LiveRun) {
         let _ = outbox.edit_html(message_id, &summary).await;
     }
 
+    let sending = transaction.start_child("telegram.send", "send the reply");
     match attempt.answer() {
-        Ok(plan) => deliver_answer(&outbox, plan).await,
+        Ok(plan) => {
+            if let Err(error) = deliver_answer(&outbox, plan).await {
+                sending.set_status(sentry::protocol::SpanStatus::InternalError);
+                telemetry::capture_failure(&error, &failure_context);
+            }
+        }
         Err(error) => {
+            transaction.set_status(span_status(&error));
+            telemetry::capture_failure(&error, &failure_context);
             let reply = replies::failure(&error, live.stop_cause());
             deliver_reply(&outbox, &reply).await;
         }
+    }
+    sending.finish();
+}
+
+/// The chat's directory is gone (deleted, or moved out of the workspace).
+#[derive(Debug, thiserror::Error)]
+#[error("the chat's working directory {0} no longer exists or left the workspace")]
+struct MissingDirectory(String);
+
+/// How a failed run shows on its transaction.
+fn span_status(error: &RunError) -> sentry::protocol::SpanStatus {
+    use sentry::protocol::SpanStatus;
+    match error {
+        RunError::TimedOut { .. } => SpanStatus::DeadlineExceeded,
+        RunError::Cancelled => SpanStatus::Cancelled,
+        _ => SpanStatus::InternalError,
     }
 }
 
@@ -167,6 +212,7 @@ async fn run_agent(
     live: &LiveRun,
     cwd: &Path,
     session: Option<String>,
+    transaction: &TransactionOrSpan,
 ) -> Attempt {
     let mut prompt = Prompt {
         text: job.text.clone(),
@@ -183,8 +229,19 @@ async fn run_agent(
         let mut progress = ProgressObserver {
             progress: live.progress.clone(),
         };
-        let mut observers: [&mut dyn RunObserver; 2] = [&mut saver, &mut progress];
+        let mut trace = RunTrace::start(
+            transaction,
+            TraceContext {
+                working_directory: cwd.display().to_string(),
+                resumed_session_id: prompt.resume.clone(),
+                prompt: job.text.clone(),
+                record_pii: telemetry::records_pii(),
+                configured_model: app.config.claude_model.clone(),
+            },
+        );
+        let mut observers: [&mut dyn RunObserver; 3] = [&mut saver, &mut progress, &mut trace];
         let result = run::run(&app.agent, &prompt, &live.cancel, &mut observers).await;
+        trace.finish(result.as_ref());
 
         let outcome = match result {
             Ok(outcome) => outcome,
@@ -269,8 +326,9 @@ async fn deliver_reply(outbox: &Outbox, text: &str) {
     }
 }
 
-/// Sends an answer's messages (and document) in order.
-async fn deliver_answer(outbox: &Outbox, plan: AnswerPlan) {
+/// Sends an answer's messages (and document) in order. When Telegram
+/// refuses them, the user is told in plain text and the error returned.
+async fn deliver_answer(outbox: &Outbox, plan: AnswerPlan) -> Result<(), teloxide::RequestError> {
     let sent = match plan {
         AnswerPlan::Messages(messages) => send_all(outbox, &messages).await,
         AnswerPlan::Document {
@@ -283,12 +341,13 @@ async fn deliver_answer(outbox: &Outbox, plan: AnswerPlan) {
             Err(error) => Err(error),
         },
     };
-    if let Err(error) = sent {
+    if let Err(error) = &sent {
         error!(%error, chat_id = outbox.chat_id().0, "could not deliver the answer");
         let _ = outbox
             .send_plain(&replies::undeliverable(&error.to_string()))
             .await;
     }
+    sent
 }
 
 async fn send_all(outbox: &Outbox, messages: &[String]) -> Result<(), teloxide::RequestError> {
