@@ -16,6 +16,7 @@ use super::replies;
 use crate::bot::{App, BotQueue};
 use crate::queue::{Job, Placement};
 use crate::store::NewPrompt;
+use crate::telemetry::{self, Sender, UpdateKind};
 use crate::workspace::SEARCH_LIMIT;
 
 /// The one endpoint of the dispatcher.
@@ -49,9 +50,22 @@ pub async fn handle_message(
         Input::NotForUs => Ok(()),
         Input::Prompt => accept_prompt(&app, &queue, &outbox, &message, user, text).await,
         Input::Command(command) => {
-            info!(chat_id, command = ?command_name(&command), "command");
-            let reply = answer_command(&app, &queue, chat_id, command);
-            outbox.send_html(&reply).await?;
+            let name = command_name(&command);
+            info!(chat_id, command = name, "command");
+            let sender = Sender {
+                user_id: user.id.0,
+                chat_id,
+                username: user.username.clone(),
+            };
+            let kind = UpdateKind::Command(name.to_owned());
+            telemetry::traced_update(kind, &sender, |transaction| async move {
+                let reply = answer_command(&app, &queue, chat_id, command);
+                let sending = transaction.start_child("telegram.send", "send the reply");
+                let sent = outbox.send_html(&reply).await;
+                sending.finish();
+                sent
+            })
+            .await?;
             Ok(())
         }
     }
