@@ -20,6 +20,8 @@ use crate::agent::wire::{ContentBlock, Line, System};
 const SHOWN_TOOLS: usize = 12;
 /// How long one tool line's input summary may be, in characters.
 const SUMMARY_CHARS: usize = 80;
+/// How often the reporter looks whether a run got under way.
+const STARTING_POLL: Duration = Duration::from_millis(100);
 /// Telegram shows "typing…" for about five seconds.
 const TYPING_EVERY: Duration = Duration::from_secs(4);
 
@@ -32,6 +34,8 @@ pub struct Progress {
     pub tools: Vec<(String, String)>,
     /// The CLI's current API retry, as (attempt, max).
     pub retry: Option<(u32, u32)>,
+    /// The CLI has named its session (and the bot has saved it).
+    pub under_way: bool,
 }
 
 impl Progress {
@@ -40,6 +44,7 @@ impl Progress {
             started: Instant::now(),
             tools: Vec::new(),
             retry: None,
+            under_way: false,
         }
     }
 
@@ -103,6 +108,7 @@ impl RunObserver for ProgressObserver {
     fn observe(&mut self, line: &Line) {
         let mut progress = self.progress.lock().expect("progress lock");
         match line {
+            Line::System(System::Init(_)) => progress.under_way = true,
             Line::System(System::ApiRetry(retry)) => {
                 progress.retry = Some((retry.attempt, retry.max_retries));
             }
@@ -155,6 +161,10 @@ fn one_line(text: &str, max: usize) -> String {
 /// Posts the status message once the run is under way and edits it at most
 /// once per `interval`, only when its text changed. Returns the message, if
 /// one could be posted, when `done` is cancelled.
+///
+/// "Under way" means the CLI named its session, which the session observer
+/// saved before this sees it: no Telegram message of a run goes out before
+/// its conversation is safe.
 pub async fn report(
     outbox: Outbox,
     progress: Arc<Mutex<Progress>>,
@@ -169,8 +179,15 @@ pub async fn report(
             _ = done.cancelled() => return message,
             _ = sleep(wait) => {}
         }
+        let (under_way, text) = {
+            let progress = progress.lock().expect("progress lock");
+            (progress.under_way, progress.render())
+        };
+        if !under_way {
+            wait = STARTING_POLL;
+            continue;
+        }
         wait = interval;
-        let text = progress.lock().expect("progress lock").render();
         if text == shown {
             continue;
         }
