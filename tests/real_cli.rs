@@ -44,6 +44,20 @@ async fn start(configure: impl FnOnce(BotBuilder) -> BotBuilder) -> World {
     }
 }
 
+impl World {
+    /// The Messages API requests so far; panics if the CLI sent anything
+    /// but its connection check and Messages calls.
+    fn requests(&self) -> Vec<Value> {
+        let routes = self.anthropic.routes();
+        let expected = |r: &String| r == "HEAD /" || r.starts_with("POST /v1/messages?");
+        assert!(
+            routes.iter().all(expected),
+            "unexpected traffic: {routes:?}"
+        );
+        self.anthropic.requests()
+    }
+}
+
 /// The conversation a Messages request carries, as one searchable text.
 fn conversation(request: &Value) -> String {
     request["messages"].to_string()
@@ -65,7 +79,7 @@ async fn a_plain_answer_of_the_model_arrives_in_the_chat() {
         .wait_for_text_containing(CHAT, "Paris is the capital", WAIT)
         .await;
     assert_eq!(answer.text, "Paris is the capital of France.");
-    let requests = world.anthropic.requests();
+    let requests = world.requests();
     assert_eq!(requests.len(), 1, "{:?}", world.anthropic.routes());
     assert!(conversation(&requests[0]).contains("what is the capital of France?"));
 }
@@ -87,7 +101,7 @@ async fn a_bash_command_really_runs_and_its_output_reaches_the_model() {
         .wait_for_text_containing(CHAT, "The command printed", WAIT)
         .await;
     assert!(answer.text.ends_with("\n\n🔧 Bash"), "{:?}", answer.text);
-    let requests = world.anthropic.requests();
+    let requests = world.requests();
     assert_eq!(requests.len(), 2, "{:?}", world.anthropic.routes());
     let results = tool_results(&requests[1]);
     assert_eq!(results.len(), 1, "{results:?}");
@@ -116,7 +130,7 @@ async fn a_file_written_then_read_by_the_agent_lands_in_the_chat_directory() {
         .await;
     assert!(answer.text.ends_with("🔧 Write, Read"), "{:?}", answer.text);
     assert_eq!(std::fs::read_to_string(&file).expect("notes.txt"), content);
-    let requests = world.anthropic.requests();
+    let requests = world.requests();
     assert_eq!(requests.len(), 3, "{:?}", world.anthropic.routes());
     let read = tool_results(&requests[2]);
     let read = read.last().expect("the Read result").to_string();
@@ -155,7 +169,7 @@ async fn second_prompt_continues_the_conversation(restart: bool) {
         .telegram
         .wait_for_text_containing(CHAT, "Your cat is called Miso.", WAIT)
         .await;
-    let requests = world.anthropic.requests();
+    let requests = world.requests();
     assert_eq!(requests.len(), 2, "{:?}", world.anthropic.routes());
     let second = conversation(&requests[1]);
     for said in [
@@ -197,7 +211,7 @@ async fn an_api_error_is_reported_with_the_cli_words_and_the_next_prompt_works()
         .await;
     let quoted = "API Error: 400 scripted refusal";
     assert!(error.text.contains(quoted), "{:?}", error.text);
-    let requests = world.anthropic.requests();
+    let requests = world.requests();
     assert_eq!(requests.len(), 2, "{:?}", world.anthropic.routes());
     assert!(conversation(&requests[1]).contains("second try"));
 }
@@ -249,7 +263,7 @@ async fn stop_ends_a_running_command_at_once_and_the_conversation_goes_on() {
         .telegram
         .wait_for_text_containing(CHAT, "Back after the stop.", WAIT)
         .await;
-    let requests = world.anthropic.requests();
+    let requests = world.requests();
     assert_eq!(requests.len(), 2, "{:?}", world.anthropic.routes());
     let next = conversation(&requests[1]);
     assert!(next.contains("wait for a minute"), "{next}");
@@ -298,6 +312,7 @@ async fn a_traced_run_reports_the_cli_usage_with_a_span_per_call_and_tool() {
         found.cloned().ok_or(format!("{names:?}"))
     })
     .await;
+    assert_eq!(world.requests().len(), 2);
     let Some(Context::Trace(trace)) = transaction.contexts.get("trace") else {
         panic!("no trace context: {:?}", transaction.contexts);
     };
