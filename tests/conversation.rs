@@ -2,87 +2,16 @@
 //! binary polls the Bot API double and runs the fake `claude`. Replies, how
 //! a conversation continues, how runs fail, and how long answers arrive.
 
+mod fake_chat;
 mod support;
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
-use support::bot_process::{BotBuilder, BotProcess};
+use fake_chat::{CHAT, Chat, USER, WAIT, answering, is_status, replies, start};
 use support::fake_claude::FakeClaude;
 use support::sentry_api::SentryApi;
-use support::telegram_api::{BotApi, BotMessage};
+use support::telegram_api::Failure;
 use support::wait_for;
-
-const USER: i64 = 4242;
-const CHAT: i64 = 4242;
-const WAIT: Duration = Duration::from_secs(30);
-
-/// The doubles and the bot of one test.
-struct Chat {
-    telegram: BotApi,
-    fake: FakeClaude,
-    bot: BotProcess,
-}
-
-/// Starts a bot that allows [`USER`] and runs the fake CLI; `configure`
-/// adds to its environment.
-async fn start(configure: impl FnOnce(BotBuilder) -> BotBuilder) -> Chat {
-    let telegram = BotApi::start().await;
-    let fake = FakeClaude::new();
-    let builder = BotProcess::builder()
-        .telegram(&telegram)
-        .allowed_users(&[USER])
-        .fake_claude(&fake);
-    let bot = configure(builder).start();
-    Chat {
-        telegram,
-        fake,
-        bot,
-    }
-}
-
-impl Chat {
-    /// Sends `text` and waits until the bot finished its `turn`-th turn
-    /// (counted in the current process's log); returns the replies so far.
-    async fn ask(&self, text: &str, turn: usize) -> Vec<BotMessage> {
-        self.telegram.push_text(CHAT, USER, text);
-        self.turns_done(turn).await;
-        replies(&self.telegram.chat(CHAT))
-    }
-
-    async fn turns_done(&self, n: usize) {
-        wait_for(&format!("{n} turns done"), WAIT, || {
-            let log = self.bot.log();
-            match log.matches("turn done").count() >= n {
-                true => Ok(()),
-                false => Err(format!("{:?}", self.telegram.visible_texts(CHAT))),
-            }
-        })
-        .await;
-    }
-}
-
-/// The status message a run posts starts as "⏳ Working…".
-fn is_status(message: &BotMessage) -> bool {
-    message.versions[0].starts_with('⏳')
-}
-
-/// The bot's messages that are not a run's status message.
-fn replies(messages: &[BotMessage]) -> Vec<BotMessage> {
-    messages.iter().filter(|m| !is_status(m)).cloned().collect()
-}
-
-/// The lines of fixture `name` with the result text replaced by `answer`.
-fn answering(name: &str, answer: &str) -> Vec<String> {
-    let lines = FakeClaude::fixture(name).into_iter().map(|line| {
-        let mut parsed: Value = serde_json::from_str(&line).expect("a fixture line is json");
-        if parsed["type"] == "result" {
-            parsed["result"] = json!(answer);
-        }
-        parsed.to_string()
-    });
-    lines.collect()
-}
 
 #[tokio::test]
 async fn runs_the_cli_with_the_prompt_on_stdin_in_the_chat_directory() {
@@ -204,4 +133,280 @@ async fn reports_a_refused_tool_and_how_to_allow_it() {
     let note = text.lines().find(|l| l.contains("Not permitted"));
     let note = note.unwrap_or_else(|| panic!("no denial note in {text}"));
     assert!(note.contains("Bash") && note.contains("CLAUDE_ALLOWED_TOOLS"));
+}
+
+/// The session id in the a_text fixture.
+const A_TEXT_SESSION: &str = "0755fcc5-7c4f-4edf-b130-f38176bf0389";
+
+#[tokio::test]
+async fn continues_the_conversation_with_the_next_prompt_and_after_a_restart() {
+    let mut chat = start(|bot| bot).await;
+    chat.fake.default_script(FakeClaude::fixture("a_text"));
+
+    chat.ask("first", 1).await;
+    assert!(!chat.fake.calls()[0].has_flag("--resume"));
+    chat.ask("second", 2).await;
+    let second = &chat.fake.calls()[1];
+    assert_eq!(second.flag_value("--resume"), Some(A_TEXT_SESSION));
+
+    chat.bot.restart();
+    let replies = chat.ask("after the restart", 1).await;
+    assert_eq!(replies.len(), 3, "{replies:#?}");
+    let third = &chat.fake.calls()[2];
+    assert_eq!(third.stdin, "after the restart");
+    assert_eq!(third.flag_value("--resume"), Some(A_TEXT_SESSION));
+}
+
+#[tokio::test]
+async fn keeps_the_conversation_when_its_answer_cannot_be_delivered() {
+    let chat = start(|bot| bot).await;
+    // The pause lets the status message go out before the answer does, so
+    // the failure below hits the answer and nothing else.
+    let mut held = FakeClaude::fixture("a_text");
+    held.insert(1, "#sleep 3".to_owned());
+    chat.fake.script(1, held);
+    chat.fake.default_script(FakeClaude::fixture("a_text"));
+
+    chat.telegram.push_text(CHAT, USER, "first");
+    chat.telegram.wait_for_bot_messages(CHAT, 1, WAIT).await;
+    let refusal = "Bad Request: chat write is not allowed right now";
+    chat.telegram
+        .fail_next("sendMessage", Failure::BadRequest(refusal.to_owned()));
+    chat.turns_done(1).await;
+
+    let messages = chat.telegram.chat(CHAT);
+    let texts: Vec<String> = replies(&messages).into_iter().map(|m| m.text).collect();
+    assert_eq!(texts.len(), 1, "{texts:?}");
+    assert!(texts[0].contains("Telegram refused it"), "{texts:?}");
+    assert!(messages[0].text.starts_with('✅'), "{messages:#?}");
+
+    chat.ask("second", 2).await;
+    let second = &chat.fake.calls()[1];
+    assert_eq!(second.flag_value("--resume"), Some(A_TEXT_SESSION));
+}
+
+/// Runs invocation 1 with `script` and returns the text of the one reply,
+/// checking that it is an error reply and the only one.
+async fn the_error_reply(chat: &Chat, script: Vec<String>) -> String {
+    chat.fake.script(1, script);
+    let replies = chat.ask("do it", 1).await;
+    assert_eq!(replies.len(), 1, "{replies:#?}");
+    let messages = chat.telegram.chat(CHAT);
+    let status = messages.iter().find(|m| is_status(m));
+    if let Some(status) = status {
+        assert!(status.text.starts_with("⚠️"), "{status:#?}");
+    }
+    replies[0].text.clone()
+}
+
+#[tokio::test]
+async fn quotes_stderr_when_the_cli_fails_without_an_answer() {
+    let chat = start(|bot| bot).await;
+    let mut script = vec![FakeClaude::fixture("a_text")[0].clone()];
+    script.extend(["#stderr boom".to_owned(), "#exit 1".to_owned()]);
+
+    let reply = the_error_reply(&chat, script).await;
+    assert!(
+        reply.contains("status 1") && reply.contains("boom"),
+        "{reply}"
+    );
+    assert!(reply.contains("/new"), "{reply}");
+}
+
+#[tokio::test]
+async fn quotes_stderr_when_the_cli_exits_non_zero_after_a_result() {
+    let chat = start(|bot| bot).await;
+    let mut script = FakeClaude::fixture("a_text");
+    script.extend(["#stderr boom".to_owned(), "#exit 1".to_owned()]);
+
+    let reply = the_error_reply(&chat, script).await;
+    assert!(reply.contains("exited with status 1"), "{reply}");
+    assert!(reply.contains("boom") && reply.contains("/new"), "{reply}");
+    assert!(!reply.contains("Hello from the fake API"), "{reply}");
+}
+
+#[tokio::test]
+async fn passes_on_the_error_the_cli_reported() {
+    let chat = start(|bot| bot).await;
+    let reply = the_error_reply(&chat, FakeClaude::fixture_run("e4_400")).await;
+    assert!(reply.contains("Claude reported an error"), "{reply}");
+    assert!(reply.contains("Prompt is too long"), "{reply}");
+    assert!(reply.contains("/new"), "{reply}");
+}
+
+#[tokio::test]
+async fn says_the_cli_stopped_without_an_answer_when_no_result_came() {
+    for exit in ["#exit 0", "#exit 137"] {
+        let chat = start(|bot| bot).await;
+        let mut script = FakeClaude::fixture("i5_sigkill_during_stream");
+        script.push(exit.to_owned());
+        let reply = the_error_reply(&chat, script).await;
+        assert!(reply.contains("without an answer"), "{exit}: {reply}");
+        assert!(reply.contains("/new"), "{exit}: {reply}");
+    }
+}
+
+#[tokio::test]
+async fn skips_a_line_that_is_not_json_and_still_answers() {
+    let chat = start(|bot| bot).await;
+    let mut script = FakeClaude::fixture("a_text");
+    script.insert(2, "this is {not json".to_owned());
+    chat.fake.script(1, script);
+
+    let replies = chat.ask("hi", 1).await;
+    let texts: Vec<&str> = replies.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["Hello from the fake API! 2+2=4."]);
+}
+
+#[tokio::test]
+async fn tells_where_the_cli_was_not_found_and_keeps_serving() {
+    let missing = "/nonexistent/bin/claude";
+    let chat = start(|bot| bot.env("CLAUDE_BIN", missing)).await;
+
+    let first = chat.ask("hi", 1).await;
+    assert_eq!(first.len(), 1, "{first:#?}");
+    assert!(first[0].text.contains(&format!("not found at {missing}")));
+    let second = chat.ask("hi again", 2).await;
+    assert_eq!(second.len(), 2, "{second:#?}");
+    assert!(second[1].text.contains("not found at"), "{second:#?}");
+}
+
+/// Processes (other than zombies) whose working directory is `dir`.
+fn processes_in(dir: &std::path::Path) -> Vec<String> {
+    let entries = std::fs::read_dir("/proc").expect("reading /proc");
+    let pids = entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok());
+    pids.filter(|pid| std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd == dir))
+        .map(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            String::from_utf8_lossy(&cmdline).replace('\0', " ")
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn stops_a_run_that_takes_too_long_and_leaves_no_process_behind() {
+    let chat = start(|bot| bot.env("CLAUDE_TIMEOUT_SECS", "2")).await;
+    let mut script = FakeClaude::fixture("a_text");
+    script.insert(1, "#sleep 30".to_owned());
+    chat.fake.script(1, script);
+    let dir = chat.bot.working_dir().canonicalize().unwrap();
+
+    let started = std::time::Instant::now();
+    chat.telegram.push_text(CHAT, USER, "take your time");
+    chat.telegram.wait_for_bot_messages(CHAT, 1, WAIT).await;
+    let running = processes_in(&dir);
+    assert!(
+        running.iter().any(|p| p.starts_with("sleep 30")),
+        "{running:?}"
+    );
+
+    chat.turns_done(1).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let messages = chat.telegram.chat(CHAT);
+    let replies = replies(&messages);
+    assert_eq!(replies.len(), 1, "{messages:#?}");
+    assert!(replies[0].text.contains("longer than 2s"), "{replies:#?}");
+    assert!(messages[0].text.starts_with("⚠️"), "{messages:#?}");
+    wait_for(
+        "the fake and its sleep to end",
+        Duration::from_secs(5),
+        || {
+            let left = processes_in(&dir);
+            if left.is_empty() {
+                return Ok(());
+            }
+            Err(format!("{left:?}"))
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn starts_a_new_conversation_when_the_old_one_cannot_be_resumed() {
+    let chat = start(|bot| bot).await;
+    chat.fake.script(1, FakeClaude::fixture("a_text"));
+    chat.fake
+        .script(2, FakeClaude::fixture_run("f3_resume_other_cwd"));
+    chat.fake.default_script(FakeClaude::fixture("a_text"));
+    chat.ask("first", 1).await;
+
+    let replies = chat.ask("second", 2).await;
+    assert_eq!(replies.len(), 2, "{replies:#?}");
+    let answer = &replies[1].text;
+    assert!(answer.starts_with("Hello from the fake API!"), "{answer}");
+    assert!(answer.contains("a new one began"), "{answer}");
+    let calls = chat.fake.calls();
+    assert_eq!(calls.len(), 3);
+    assert_eq!(calls[1].flag_value("--resume"), Some(A_TEXT_SESSION));
+    assert_eq!(calls[2].stdin, "second");
+    assert!(!calls[2].has_flag("--resume"), "{:?}", calls[2].argv);
+
+    // The new conversation is the one the next prompt continues.
+    chat.ask("third", 3).await;
+    let third = &chat.fake.calls()[3];
+    assert_eq!(third.flag_value("--resume"), Some(A_TEXT_SESSION));
+}
+
+/// `count` paragraphs of plain text, some with characters outside the BMP.
+fn plain_paragraphs(count: usize) -> String {
+    let paragraph = |i: usize| {
+        let words = format!("paragraph {i} says something 😀 about nothing in particular");
+        format!("{}\n\n", vec![words; 2].join(", "))
+    };
+    (0..count).map(paragraph).collect()
+}
+
+fn without_whitespace(text: &str) -> String {
+    text.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+#[tokio::test]
+async fn splits_a_long_answer_into_messages_without_losing_text() {
+    let chat = start(|bot| bot).await;
+    let answer = plain_paragraphs(170);
+    assert!((19_000..22_000).contains(&answer.chars().count()));
+    chat.fake.script(1, answering("a_text", &answer));
+
+    let replies = chat.ask("tell me a lot", 1).await;
+    assert!(
+        (5..=8).contains(&replies.len()),
+        "{} messages",
+        replies.len()
+    );
+    for reply in &replies {
+        assert!(reply.text.encode_utf16().count() <= 4096);
+        assert!(reply.document.is_none());
+    }
+    let joined: String = replies.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(without_whitespace(&joined), without_whitespace(&answer));
+}
+
+#[tokio::test]
+async fn sends_an_answer_past_the_message_limit_as_a_document() {
+    let chat = start(|bot| bot.env("LONG_ANSWER_MESSAGES", "2")).await;
+    let answer = plain_paragraphs(270);
+    assert!(answer.chars().count() > 30_000);
+    chat.fake.script(1, answering("a_text", &answer));
+
+    let replies = chat.ask("tell me even more", 1).await;
+    assert_eq!(replies.len(), 2, "{replies:#?}");
+    let first = without_whitespace(&replies[0].text);
+    assert!(first.len() > 1000 && without_whitespace(&answer).starts_with(&first));
+    let document = replies[1].document.as_ref().expect("a document");
+    assert_eq!(document.file_name, "answer.md");
+    assert_eq!(String::from_utf8_lossy(&document.bytes), answer);
+}
+
+#[tokio::test]
+async fn says_so_when_the_answer_has_no_text() {
+    let chat = start(|bot| bot).await;
+    chat.fake.script(1, answering("a_text", ""));
+
+    let replies = chat.ask("say nothing", 1).await;
+    let texts: Vec<&str> = replies.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["(The answer has no text.)"]);
 }
