@@ -272,6 +272,10 @@ pub struct FailureContext {
     pub allowed_tools: Vec<String>,
     pub model: Option<String>,
     pub permission_mode: String,
+    /// How the CLI exited, when it ran: the code and its last stderr lines
+    /// (scrubbed of secrets), which usually say why it failed.
+    pub exit_code: Option<i32>,
+    pub stderr_tail: String,
 }
 
 /// How much of the user's message an error report shows, with PII on.
@@ -311,6 +315,13 @@ pub fn capture_failure(error: &dyn std::error::Error, failure: &FailureContext) 
 
     for (key, context) in [("session", session), ("message", message), ("bot", bot)] {
         event.contexts.insert(key.into(), Context::Other(context));
+    }
+    if failure.exit_code.is_some() || !failure.stderr_tail.is_empty() {
+        let mut process = Map::new();
+        process.insert("exit_code".into(), failure.exit_code.into());
+        let tail = redact(&failure.stderr_tail).into_owned();
+        process.insert("stderr_tail".into(), tail.into());
+        event.contexts.insert("process".into(), Context::Other(process));
     }
     Hub::current().capture_event(event)
 }

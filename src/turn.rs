@@ -77,6 +77,7 @@ async fn take_turn(app: &App, job: &Job, live: &LiveRun, transaction: Transactio
         allowed_tools: app.config.allowed_tools.clone(),
         model: app.config.claude_model.clone(),
         permission_mode: app.config.permission_mode.clone(),
+        ..FailureContext::default()
     };
 
     if live.cancel.is_cancelled() {
@@ -126,7 +127,12 @@ async fn take_turn(app: &App, job: &Job, live: &LiveRun, transaction: Transactio
         }
         Err(error) => {
             transaction.set_status(span_status(&error));
-            telemetry::capture_failure(&error, &failure_context);
+            let mut failure = failure_context.clone();
+            if let Some(outcome) = &attempt.outcome {
+                failure.exit_code = outcome.exit_code;
+                failure.stderr_tail = outcome.stderr_tail.clone();
+            }
+            telemetry::capture_failure(&error, &failure);
             let reply = replies::failure(&error, live.stop_cause());
             deliver_reply(&outbox, &reply).await;
         }
