@@ -321,7 +321,8 @@ pub fn capture_failure(error: &dyn std::error::Error, failure: &FailureContext) 
         process.insert("exit_code".into(), failure.exit_code.into());
         let tail = redact(&failure.stderr_tail).into_owned();
         process.insert("stderr_tail".into(), tail.into());
-        event.contexts.insert("process".into(), Context::Other(process));
+        let process = Context::Other(process);
+        event.contexts.insert("process".into(), process);
     }
     Hub::current().capture_event(event)
 }
