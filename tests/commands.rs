@@ -9,13 +9,11 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-use fake_chat::{CHAT, USER, WAIT, fixture_result, replies, start};
+use fake_chat::{A_TEXT_SESSION, CHAT, USER, WAIT, fixture_result, replies, start};
 use support::bot_process::BotProcess;
 use support::fake_claude::FakeClaude;
 use support::telegram_api::BotApi;
 
-/// The session id in the a_text fixture.
-const A_TEXT_SESSION: &str = "0755fcc5-7c4f-4edf-b130-f38176bf0389";
 const STRANGER: i64 = 777_000_111;
 
 #[tokio::test]

@@ -5,9 +5,11 @@
 mod fake_chat;
 mod support;
 
-use std::time::Duration;
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
-use fake_chat::{CHAT, Chat, USER, WAIT, answering, is_status, replies, start};
+use fake_chat::{A_TEXT_SESSION, CHAT, Chat, USER, WAIT, answering, is_status, replies, start};
 use support::fake_claude::FakeClaude;
 use support::sentry_api::SentryApi;
 use support::telegram_api::Failure;
@@ -35,11 +37,8 @@ async fn runs_the_cli_with_the_prompt_on_stdin_in_the_chat_directory() {
     assert_eq!(calls.len(), 1);
     let call = &calls[0];
     assert_eq!(call.stdin, "what is 2+2?");
-    assert!(
-        !call.argv.iter().any(|a| a.contains("2+2")),
-        "{:?}",
-        call.argv
-    );
+    let argv = &call.argv;
+    assert!(!argv.iter().any(|a| a.contains("2+2")), "{argv:?}");
     let expected_start = [
         "-p",
         "--output-format",
@@ -47,7 +46,7 @@ async fn runs_the_cli_with_the_prompt_on_stdin_in_the_chat_directory() {
         "--verbose",
         "--include-partial-messages",
     ];
-    assert_eq!(call.argv[..5], expected_start, "{:?}", call.argv);
+    assert_eq!(argv[..5], expected_start, "{argv:?}");
     assert_eq!(call.flag_value("--allowedTools"), Some("Read,Bash"));
     assert_eq!(call.flag_value("--permission-mode"), Some("acceptEdits"));
     assert_eq!(call.flag_value("--model"), Some("claude-test-model"));
@@ -71,10 +70,8 @@ async fn leaves_out_model_and_max_turns_unless_configured() {
     chat.ask("hi", 1).await;
     let call = &chat.fake.calls()[0];
     assert!(!call.has_flag("--model") && !call.has_flag("--max-turns"));
-    assert_eq!(
-        call.flag_value("--allowedTools"),
-        Some("Read,Write,Edit,Bash")
-    );
+    let tools = call.flag_value("--allowedTools");
+    assert_eq!(tools, Some("Read,Write,Edit,Bash"));
     assert_eq!(call.flag_value("--permission-mode"), Some("default"));
 }
 
@@ -89,12 +86,9 @@ async fn renders_markdown_answers_as_valid_telegram_html() {
     assert_eq!(replies.len(), 1, "{replies:#?}");
     let answer = &replies[0];
     assert!(answer.html.is_some(), "sent as plain text: {answer:#?}");
-    assert!(
-        answer.text.contains("if a < b && c > d {}"),
-        "{}",
-        answer.text
-    );
-    assert!(answer.text.contains("1 < 2 > 0 & more."), "{}", answer.text);
+    let text = &answer.text;
+    assert!(text.contains("if a < b && c > d {}"), "{text}");
+    assert!(text.contains("1 < 2 > 0 & more."), "{text}");
     let kinds: Vec<&str> = answer.entities.iter().map(|e| e.kind).collect();
     assert!(kinds.contains(&"bold"), "{kinds:?}");
     let pre = answer.entities.iter().find(|e| e.kind == "pre");
@@ -134,9 +128,6 @@ async fn reports_a_refused_tool_and_how_to_allow_it() {
     let note = note.unwrap_or_else(|| panic!("no denial note in {text}"));
     assert!(note.contains("Bash") && note.contains("CLAUDE_ALLOWED_TOOLS"));
 }
-
-/// The session id in the a_text fixture.
-const A_TEXT_SESSION: &str = "0755fcc5-7c4f-4edf-b130-f38176bf0389";
 
 #[tokio::test]
 async fn continues_the_conversation_with_the_next_prompt_and_after_a_restart() {
@@ -186,11 +177,13 @@ async fn keeps_the_conversation_when_its_answer_cannot_be_delivered() {
 }
 
 /// Runs invocation 1 with `script` and returns the text of the one reply,
-/// checking that it is an error reply and the only one.
+/// checking that it is the only one, that Telegram took its HTML, and that
+/// a status message, if any, ended as a failure.
 async fn the_error_reply(chat: &Chat, script: Vec<String>) -> String {
     chat.fake.script(1, script);
     let replies = chat.ask("do it", 1).await;
     assert_eq!(replies.len(), 1, "{replies:#?}");
+    assert!(replies[0].html.is_some(), "as plain text: {replies:#?}");
     let messages = chat.telegram.chat(CHAT);
     let status = messages.iter().find(|m| is_status(m));
     if let Some(status) = status {
@@ -203,13 +196,12 @@ async fn the_error_reply(chat: &Chat, script: Vec<String>) -> String {
 async fn quotes_stderr_when_the_cli_fails_without_an_answer() {
     let chat = start(|bot| bot).await;
     let mut script = vec![FakeClaude::fixture("a_text")[0].clone()];
-    script.extend(["#stderr boom".to_owned(), "#exit 1".to_owned()]);
+    let stderr = "#stderr boom: <stdin> & more";
+    script.extend([stderr.to_owned(), "#exit 1".to_owned()]);
 
     let reply = the_error_reply(&chat, script).await;
-    assert!(
-        reply.contains("status 1") && reply.contains("boom"),
-        "{reply}"
-    );
+    assert!(reply.contains("status 1"), "{reply}");
+    assert!(reply.contains("boom: <stdin> & more"), "{reply}");
     assert!(reply.contains("/new"), "{reply}");
 }
 
@@ -271,16 +263,20 @@ async fn tells_where_the_cli_was_not_found_and_keeps_serving() {
     assert!(second[1].text.contains("not found at"), "{second:#?}");
 }
 
-/// Processes (other than zombies) whose working directory is `dir`.
-fn processes_in(dir: &std::path::Path) -> Vec<String> {
-    let entries = std::fs::read_dir("/proc").expect("reading /proc");
-    let pids = entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok());
-    pids.filter(|pid| std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd == dir))
-        .map(|pid| {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            String::from_utf8_lossy(&cmdline).replace('\0', " ")
-        })
-        .collect()
+/// The command lines of the processes (zombies aside) working in `dir`.
+fn processes_in(dir: &Path) -> Vec<String> {
+    let entries = fs::read_dir("/proc").expect("reading /proc");
+    let names = entries.filter_map(|entry| entry.ok()?.file_name().into_string().ok());
+    let pids = names.filter(|name| name.bytes().all(|b| b.is_ascii_digit()));
+    let working_in_dir = |pid: &String| {
+        let cwd = fs::read_link(format!("/proc/{pid}/cwd"));
+        cwd.is_ok_and(|cwd| cwd == dir)
+    };
+    let command_line = |pid: String| {
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        String::from_utf8_lossy(&cmdline).replace('\0', " ")
+    };
+    pids.filter(working_in_dir).map(command_line).collect()
 }
 
 #[tokio::test]
@@ -291,37 +287,29 @@ async fn stops_a_run_that_takes_too_long_and_leaves_no_process_behind() {
     chat.fake.script(1, script);
     let dir = chat.bot.working_dir().canonicalize().unwrap();
 
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     chat.telegram.push_text(CHAT, USER, "take your time");
     chat.telegram.wait_for_bot_messages(CHAT, 1, WAIT).await;
     let running = processes_in(&dir);
-    assert!(
-        running.iter().any(|p| p.starts_with("sleep 30")),
-        "{running:?}"
-    );
+    let sleeping = running.iter().any(|p| p.starts_with("sleep 30"));
+    assert!(sleeping, "{running:?}");
 
     chat.turns_done(1).await;
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "{:?}",
-        started.elapsed()
-    );
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
     let messages = chat.telegram.chat(CHAT);
     let replies = replies(&messages);
     assert_eq!(replies.len(), 1, "{messages:#?}");
     assert!(replies[0].text.contains("longer than 2s"), "{replies:#?}");
     assert!(messages[0].text.starts_with("⚠️"), "{messages:#?}");
-    wait_for(
-        "the fake and its sleep to end",
-        Duration::from_secs(5),
-        || {
-            let left = processes_in(&dir);
-            if left.is_empty() {
-                return Ok(());
-            }
-            Err(format!("{left:?}"))
-        },
-    )
+    let gone = Duration::from_secs(5);
+    wait_for("the fake and its sleep to end", gone, || {
+        let left = processes_in(&dir);
+        match left.is_empty() {
+            true => Ok(()),
+            false => Err(format!("{left:?}")),
+        }
+    })
     .await;
 }
 
@@ -372,11 +360,8 @@ async fn splits_a_long_answer_into_messages_without_losing_text() {
     chat.fake.script(1, answering("a_text", &answer));
 
     let replies = chat.ask("tell me a lot", 1).await;
-    assert!(
-        (5..=8).contains(&replies.len()),
-        "{} messages",
-        replies.len()
-    );
+    let count = replies.len();
+    assert!((5..=8).contains(&count), "{count} messages");
     for reply in &replies {
         assert!(reply.text.encode_utf16().count() <= 4096);
         assert!(reply.document.is_none());

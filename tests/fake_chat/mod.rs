@@ -17,6 +17,8 @@ pub const USER: i64 = 4242;
 pub const CHAT: i64 = 4242;
 /// An upper bound for anything the bot does in reply.
 pub const WAIT: Duration = Duration::from_secs(30);
+/// The session id in the a_text fixture.
+pub const A_TEXT_SESSION: &str = "0755fcc5-7c4f-4edf-b130-f38176bf0389";
 
 /// The doubles and the bot of one test.
 pub struct Chat {
