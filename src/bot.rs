@@ -102,9 +102,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .default_handler(|_| async {})
         .build();
     let shutdown = dispatcher.shutdown_token();
+    let closing = queue.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
         info!("shutting down: no more updates");
+        // Prompts still in flight are journaled and told they run later.
+        closing.close();
         // The dispatcher may still be starting; it refuses until it runs.
         while shutdown.shutdown().is_err() {
             tokio::time::sleep(Duration::from_millis(100)).await;

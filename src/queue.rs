@@ -197,11 +197,17 @@ impl<T: Turns> Queue<T> {
         }
     }
 
+    /// Takes no more jobs: later submissions are `Closed`, and waiting jobs
+    /// stay in the store's journal for the next start.
+    pub fn close(&self) {
+        self.open.store(false, Ordering::SeqCst);
+    }
+
     /// Takes no more jobs, lets running ones finish for up to `grace`, then
     /// stops them and waits for their replies. Waiting jobs stay in the
     /// store's journal and run at the next start.
     pub async fn shutdown(&self, grace: Duration) {
-        self.open.store(false, Ordering::SeqCst);
+        self.close();
         self.workers.close();
         let running = self.running().len();
         info!(
