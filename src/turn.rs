@@ -108,12 +108,12 @@ async fn take_turn(app: &App, job: &Job, live: &LiveRun, transaction: Transactio
     let _ = typing.await;
     let status_message = status.await.ok().flatten();
     let elapsed = live.elapsed();
-    if let Some(outcome) = attempt.outcome.as_ref() {
+    if let Some(outcome) = attempt.outcome() {
         record_figures(&app.store, job.chat_id, outcome);
     }
     if let Some(message_id) = status_message {
         let tools = live.progress.lock().expect("progress lock").tool_names();
-        let summary = replies::status_summary(attempt.outcome.as_ref(), elapsed, &tools);
+        let summary = replies::status_summary(attempt.outcome(), elapsed, &tools);
         let _ = outbox.edit_html(message_id, &summary).await;
     }
 
@@ -128,7 +128,7 @@ async fn take_turn(app: &App, job: &Job, live: &LiveRun, transaction: Transactio
         Err(error) => {
             transaction.set_status(span_status(&error));
             let mut failure = failure_context.clone();
-            if let Some(outcome) = &attempt.outcome {
+            if let Some(outcome) = attempt.outcome() {
                 failure.exit_code = outcome.exit_code;
                 failure.stderr_tail = outcome.stderr_tail.clone();
             }
@@ -169,22 +169,21 @@ fn chat_state(app: &App, chat_id: i64) -> (PathBuf, Option<String>) {
 
 /// What running the agent for a turn came to.
 struct Attempt {
-    /// `None` when the CLI could not be started.
-    outcome: Option<RunOutcome>,
-    start_error: Option<RunError>,
+    /// `Err` when the CLI could not be started.
+    run: Result<RunOutcome, RunError>,
     /// A `--resume` failed, so the answer is from a new conversation.
     resumed_fresh: bool,
     long_answer_messages: usize,
 }
 
 impl Attempt {
+    fn outcome(&self) -> Option<&RunOutcome> {
+        self.run.as_ref().ok()
+    }
+
     /// The answer's delivery plan, or why there is none.
     fn answer(&self) -> Result<AnswerPlan, RunError> {
-        let outcome = match (&self.outcome, &self.start_error) {
-            (Some(outcome), _) => outcome,
-            (None, Some(error)) => return Err(error.clone()),
-            (None, None) => unreachable!("an attempt has an outcome or an error"),
-        };
+        let outcome = self.run.as_ref().map_err(Clone::clone)?;
         if let Some(failure) = &outcome.failure {
             return Err(failure.clone());
         }
@@ -249,18 +248,11 @@ async fn run_agent(
         let result = run::run(&app.agent, &prompt, &live.cancel, &mut observers).await;
         trace.finish(result.as_ref());
 
-        let outcome = match result {
-            Ok(outcome) => outcome,
-            Err(error) => {
-                return Attempt {
-                    outcome: None,
-                    start_error: Some(error),
-                    resumed_fresh,
-                    long_answer_messages: app.config.long_answer_messages,
-                };
-            }
-        };
-        if let Some(RunError::ResumeNotFound { session_id }) = &outcome.failure {
+        if let Ok(RunOutcome {
+            failure: Some(RunError::ResumeNotFound { session_id }),
+            ..
+        }) = &result
+        {
             warn!(
                 chat_id = job.chat_id,
                 session_id, "conversation gone, starting anew"
@@ -271,8 +263,7 @@ async fn run_agent(
             continue;
         }
         return Attempt {
-            outcome: Some(outcome),
-            start_error: None,
+            run: result,
             resumed_fresh,
             long_answer_messages: app.config.long_answer_messages,
         };
