@@ -64,12 +64,12 @@ pub enum RunError {
     ResumeNotFound { session_id: String },
     #[error("claude reported an error: {message}")]
     Reported { message: String },
-    #[error("claude exited with status {code:?}")]
+    #[error("claude exited with {}", exit_status(*code))]
     Exited {
         code: Option<i32>,
         stderr_tail: String,
     },
-    #[error("claude ended without a result (status {code:?})")]
+    #[error("claude ended without a result ({})", exit_status(*code))]
     NoResult {
         code: Option<i32>,
         stderr_tail: String,
@@ -78,6 +78,11 @@ pub enum RunError {
     TimedOut { after: Duration },
     #[error("the run was stopped")]
     Cancelled,
+}
+
+/// "status 1", or "a signal" when no exit code came.
+fn exit_status(code: Option<i32>) -> String {
+    code.map_or_else(|| "a signal".to_owned(), |code| format!("status {code}"))
 }
 
 /// Everything a finished run left behind, successful or not.
