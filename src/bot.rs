@@ -10,7 +10,7 @@ use teloxide::dispatching::{Dispatcher, UpdateFilterExt};
 use teloxide::error_handlers::LoggingErrorHandler;
 use teloxide::prelude::*;
 use teloxide::types::{MessageId, ThreadId};
-use teloxide::update_listeners::Polling;
+use teloxide::update_listeners::{Polling, UpdateListener};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info, warn};
 
@@ -101,20 +101,21 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .dependencies(dptree::deps![app.clone(), queue.clone()])
         .default_handler(|_| async {})
         .build();
-    let shutdown = dispatcher.shutdown_token();
+    let mut listener = Polling::builder(bot).timeout(POLL_TIMEOUT).build();
+    // Stopping the listener, rather than the dispatcher's shutdown token:
+    // that token's wake-up is lost while the dispatcher handles an update,
+    // and the bot then polls on forever. A stopped listener always ends the
+    // dispatcher, after the poll under way.
+    let stop_polling = listener.stop_token();
     let closing = queue.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
         info!("shutting down: no more updates");
         // Prompts still in flight are journaled and told they run later.
         closing.close();
-        // The dispatcher may still be starting; it refuses until it runs.
-        while shutdown.shutdown().is_err() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        stop_polling.stop();
     });
 
-    let listener = Polling::builder(bot).timeout(POLL_TIMEOUT).build();
     let errors = LoggingErrorHandler::with_custom_text("telegram update listener failed");
     dispatcher.dispatch_with_listener(listener, errors).await;
 
