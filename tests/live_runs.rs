@@ -3,116 +3,21 @@
 //! a run, the per-chat queue and its limit, and chats that do not wait for
 //! each other. Stopping, Telegram trouble and restarts are in `recovery.rs`.
 
+mod live_chat;
 mod support;
 
-use std::time::Duration;
-
-use serde_json::Value;
-use support::bot_process::{BotBuilder, BotProcess};
+use live_chat::{
+    CHAT, EDIT_SECS, OTHER_CHAT, OTHER_USER, SESSION, WAIT, assert_contains, bash, init, result,
+    slow_run, start, text_of,
+};
 use support::fake_claude::FakeClaude;
 use support::telegram_api::{BotApi, BotMessage, Call};
 use support::wait_for;
-
-const USER: i64 = 5151;
-const CHAT: i64 = 5151;
-const WAIT: Duration = Duration::from_secs(30);
-/// PROGRESS_EDIT_SECS of every bot here.
-const EDIT_SECS: f64 = 1.0;
-/// The session the b_bash fixture's init line names.
-const SESSION: &str = "7deba884-8571-43fa-ad5a-fae761fae89f";
-
-/// The doubles and the bot of one test.
-struct Setup {
-    telegram: BotApi,
-    fake: FakeClaude,
-    _bot: BotProcess,
-}
-
-/// Starts a bot that allows [`USER`] and [`OTHER_USER`], runs the fake CLI and edits its
-/// status message every [`EDIT_SECS`]; `configure` adds to its environment.
-async fn start(configure: impl FnOnce(BotBuilder) -> BotBuilder) -> Setup {
-    let telegram = BotApi::start().await;
-    let fake = FakeClaude::new();
-    let builder = BotProcess::builder()
-        .telegram(&telegram)
-        .allowed_users(&[USER, OTHER_USER])
-        .fake_claude(&fake)
-        .env("PROGRESS_EDIT_SECS", EDIT_SECS.to_string());
-    let bot = configure(builder).start();
-    Setup {
-        telegram,
-        fake,
-        _bot: bot,
-    }
-}
-
-impl Setup {
-    /// [`USER`] writes `text` in [`CHAT`].
-    fn say(&self, text: &str) {
-        self.telegram.push_text(CHAT, USER, text);
-    }
-
-    /// Waits for a bot message in [`CHAT`] whose text has `needle`.
-    async fn sees(&self, needle: &str) -> BotMessage {
-        let found = self.telegram.wait_for_text_containing(CHAT, needle, WAIT);
-        found.await
-    }
-
-    /// The bot's messages in [`CHAT`], in the order they were sent.
-    fn messages(&self) -> Vec<BotMessage> {
-        self.telegram.chat(CHAT)
-    }
-}
-
-/// The first line of fixture `name` that contains `marker`, parsed.
-fn fixture_line(name: &str, marker: &str) -> Value {
-    let lines = FakeClaude::fixture(name);
-    let line = lines.iter().find(|line| line.contains(marker));
-    let line = line.unwrap_or_else(|| panic!("no {marker} line in fixture {name}"));
-    serde_json::from_str(line).expect("a fixture line is json")
-}
-
-/// The CLI's first line, naming [`SESSION`].
-fn init() -> String {
-    fixture_line("b_bash", r#""subtype":"init""#).to_string()
-}
-
-/// An assistant line that calls Bash with `command`.
-fn bash(command: &str) -> String {
-    let mut line = fixture_line("b_bash", r#""name":"Bash""#);
-    line["message"]["content"][0]["input"]["command"] = command.into();
-    line.to_string()
-}
-
-/// The result line of a run that answered `text`.
-fn result(text: &str) -> String {
-    let mut line = fixture_line("b_bash", r#""type":"result""#);
-    line["result"] = text.into();
-    line.to_string()
-}
-
-/// A run that shows a Bash call, then sleeps `secs` before it answers.
-fn slow_run(command: &str, secs: u32) -> Vec<String> {
-    let sleep = format!("#sleep {secs}");
-    vec![init(), bash(command), sleep, result("the slow run ended")]
-}
-
-#[track_caller]
-fn assert_contains(text: &str, needle: &str) {
-    assert!(text.contains(needle), "{needle:?} not in {text:?}");
-}
-
-const OTHER_USER: i64 = 6262;
-const OTHER_CHAT: i64 = 6262;
 
 /// Index of the first message whose text contains `needle`.
 fn index_of(messages: &[BotMessage], needle: &str) -> usize {
     let found = messages.iter().position(|m| m.text.contains(needle));
     found.unwrap_or_else(|| panic!("no message with {needle:?} in {messages:#?}"))
-}
-
-fn text_of(call: &Call) -> &str {
-    call.params["text"].as_str().unwrap_or_default()
 }
 
 /// The calls that posted or edited status message `id` while it ran.
