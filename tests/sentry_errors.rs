@@ -3,73 +3,22 @@
 //! Sentry double. Successful runs are in `sentry_traces.rs`.
 
 mod support;
+mod traced;
 
 use std::fs;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use sentry::protocol::{Context, Event, Span, SpanStatus, Transaction};
+use sentry::protocol::{Context, Event, SpanStatus, Transaction};
 use serde_json::Value;
-use support::bot_process::BotProcess;
 use support::fake_claude::FakeClaude;
-use support::sentry_api::SentryApi;
 use support::telegram_api::BotApi;
 use support::wait_for;
+use traced::{Traced, USER, WAIT, only, start};
 
-const USER: i64 = 4242;
 /// The username the Bot API double gives `USER`.
 const USERNAME: &str = "user4242";
-const WAIT: Duration = Duration::from_secs(30);
-
-/// The bot, its doubles and the stand-in CLI of one test.
-struct Traced {
-    telegram: BotApi,
-    sentry: SentryApi,
-    fake: FakeClaude,
-    bot: BotProcess,
-}
-
-/// Starts a bot reporting to a fresh Sentry double, with `env` on top of
-/// the defaults; every CLI run replays `script`.
-async fn start(script: Vec<String>, env: &[(&str, &str)]) -> Traced {
-    let telegram = BotApi::start().await;
-    let sentry = SentryApi::start().await;
-    let fake = FakeClaude::new();
-    fake.default_script(script);
-    let mut builder = BotProcess::builder()
-        .telegram(&telegram)
-        .allowed_users(&[USER])
-        .fake_claude(&fake)
-        .sentry(&sentry);
-    for (key, value) in env {
-        builder = builder.env(key, *value);
-    }
-    let bot = builder.start();
-    Traced {
-        telegram,
-        sentry,
-        fake,
-        bot,
-    }
-}
-
-impl Traced {
-    /// Sends `prompt` and waits for the `n`-th transaction; returns it.
-    async fn prompt(&self, prompt: &str, n: usize) -> Transaction<'static> {
-        self.telegram.push_text(USER, USER, prompt);
-        let transactions = self.sentry.wait_for_transactions(n, WAIT).await;
-        transactions[n - 1].clone()
-    }
-
-    /// Stops the bot and waits for it to exit: after that, everything it
-    /// queued for Sentry has been sent.
-    async fn stop(mut self) -> SentryApi {
-        self.bot.terminate();
-        self.bot.wait_exit(WAIT).await;
-        self.sentry
-    }
-}
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -88,14 +37,6 @@ fn status_of(transaction: &Transaction) -> Option<SpanStatus> {
         Some(Context::Trace(trace)) => trace.status,
         _ => None,
     }
-}
-
-/// The transaction's one span with `op`.
-fn only<'a>(transaction: &'a Transaction, op: &str) -> &'a Span {
-    let spans = transaction.spans.iter();
-    let found: Vec<_> = spans.filter(|s| s.op.as_deref() == Some(op)).collect();
-    assert_eq!(found.len(), 1, "spans with op {op}: {found:#?}");
-    found[0]
 }
 
 /// An event as the JSON Sentry received, for reading its contexts.

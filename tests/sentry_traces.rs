@@ -4,10 +4,10 @@
 //! `sentry_errors.rs`.
 
 mod support;
+mod traced;
 
 use std::fs;
 use std::path::Path;
-use std::time::Duration;
 
 use sentry::protocol::{Context, Span, SpanStatus, TraceContext, Transaction};
 use serde_json::Value;
@@ -15,47 +15,7 @@ use support::bot_process::BotProcess;
 use support::fake_claude::FakeClaude;
 use support::sentry_api::SentryApi;
 use support::telegram_api::BotApi;
-
-const USER: i64 = 4242;
-const WAIT: Duration = Duration::from_secs(30);
-
-/// The bot, its doubles and the stand-in CLI of one test.
-struct Traced {
-    telegram: BotApi,
-    sentry: SentryApi,
-    fake: FakeClaude,
-    bot: BotProcess,
-}
-
-/// Starts a bot reporting to a fresh Sentry double; every CLI run replays
-/// `script`.
-async fn start(script: Vec<String>) -> Traced {
-    let telegram = BotApi::start().await;
-    let sentry = SentryApi::start().await;
-    let fake = FakeClaude::new();
-    fake.default_script(script);
-    let bot = BotProcess::builder()
-        .telegram(&telegram)
-        .allowed_users(&[USER])
-        .fake_claude(&fake)
-        .sentry(&sentry)
-        .start();
-    Traced {
-        telegram,
-        sentry,
-        fake,
-        bot,
-    }
-}
-
-impl Traced {
-    /// Sends `prompt` and waits for the `n`-th transaction; returns it.
-    async fn prompt(&self, prompt: &str, n: usize) -> Transaction<'static> {
-        self.telegram.push_text(USER, USER, prompt);
-        let transactions = self.sentry.wait_for_transactions(n, WAIT).await;
-        transactions[n - 1].clone()
-    }
-}
+use traced::{USER, WAIT, only, spans, start};
 
 /// The recorded transcript's lines, parsed.
 fn transcript(fixture: &str) -> Vec<Value> {
@@ -85,20 +45,6 @@ fn trace_context<'a>(transaction: &'a Transaction) -> &'a TraceContext {
         Some(Context::Trace(trace)) => trace,
         other => panic!("no trace context but {other:?}"),
     }
-}
-
-fn spans<'a>(transaction: &'a Transaction, op: &str) -> Vec<&'a Span> {
-    let spans = transaction.spans.iter();
-    spans
-        .filter(|span| span.op.as_deref() == Some(op))
-        .collect()
-}
-
-/// The transaction's one span with `op`.
-fn only<'a>(transaction: &'a Transaction, op: &str) -> &'a Span {
-    let found = spans(transaction, op);
-    assert_eq!(found.len(), 1, "spans with op {op}: {found:#?}");
-    found[0]
 }
 
 fn data<'a>(span: &'a Span, key: &str) -> &'a Value {
@@ -147,7 +93,7 @@ fn assert_usage_matches(agent: &Span, result: &Value) {
 
 #[tokio::test]
 async fn traces_a_plain_answer_as_an_agent_span_with_one_model_call() {
-    let run = start(FakeClaude::fixture("a_text")).await;
+    let run = start(FakeClaude::fixture("a_text"), &[]).await;
     let transaction = run.prompt("what is 2+2", 1).await;
 
     assert_eq!(transaction.name.as_deref(), Some("handle_message"));
@@ -189,7 +135,7 @@ async fn traces_a_plain_answer_as_an_agent_span_with_one_model_call() {
 
 #[tokio::test]
 async fn traces_parallel_tools_with_the_failed_one_marked() {
-    let run = start(FakeClaude::fixture("k3_parallel_tools")).await;
+    let run = start(FakeClaude::fixture("k3_parallel_tools"), &[]).await;
     let transaction = run.prompt("two cmds", 1).await;
 
     let agent = only(&transaction, "gen_ai.invoke_agent");
@@ -231,7 +177,7 @@ async fn traces_parallel_tools_with_the_failed_one_marked() {
 #[tokio::test]
 async fn counts_cached_tokens_as_input_on_every_model_call() {
     // Streamed output: each call's usage comes from its own stream events.
-    let run = start(FakeClaude::fixture("g_partial_messages")).await;
+    let run = start(FakeClaude::fixture("g_partial_messages"), &[]).await;
     let transaction = run.prompt("run echo hi", 1).await;
 
     let lines = transcript("g_partial_messages");
@@ -270,7 +216,7 @@ async fn counts_cached_tokens_as_input_on_every_model_call() {
 
 #[tokio::test]
 async fn a_second_prompt_continues_the_conversation_in_its_own_trace() {
-    let run = start(FakeClaude::fixture("f1_first_turn")).await;
+    let run = start(FakeClaude::fixture("f1_first_turn"), &[]).await;
     run.fake
         .script(2, FakeClaude::fixture("f2_resume_same_cwd"));
     let first = run.prompt("remember: the secret word is PLUM", 1).await;
@@ -303,7 +249,7 @@ async fn a_long_answer_sent_in_several_messages_is_one_send_span() {
     script[1]["message"]["content"][0]["text"] = answer.clone().into();
     script[2]["result"] = answer.into();
     let lines = script.iter().map(Value::to_string).collect();
-    let run = start(lines).await;
+    let run = start(lines, &[]).await;
 
     let transaction = run.prompt("write at length", 1).await;
     let chat = run.telegram.chat(USER);
@@ -322,7 +268,7 @@ async fn a_long_answer_sent_in_several_messages_is_one_send_span() {
 
 #[tokio::test]
 async fn labels_every_post_as_a_sentry_envelope() {
-    let run = start(FakeClaude::fixture("b_bash")).await;
+    let run = start(FakeClaude::fixture("b_bash"), &[]).await;
     run.prompt("run echo hi", 1).await;
 
     let posts = run.sentry.posts();
