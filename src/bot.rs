@@ -17,7 +17,7 @@ use tracing::{error, info, warn};
 use crate::agent::run::AgentSettings;
 use crate::config::{Config, SECRET_VARS};
 use crate::queue::{Job, Queue};
-use crate::store::{self, Store};
+use crate::store::{self, ChatState, Store, StoreError};
 use crate::telegram::delivery::Outbox;
 use crate::telegram::{commands, handlers, replies};
 use crate::turn::TurnRunner;
@@ -43,6 +43,20 @@ pub struct App {
 pub type BotQueue = Queue<TurnRunner>;
 
 impl App {
+    /// The chat's stored state, or that of a new chat: in WORKING_DIRECTORY,
+    /// with no conversation yet.
+    pub fn chat(&self, chat_id: i64) -> Result<ChatState, StoreError> {
+        let stored = self.store.chat(chat_id)?;
+        Ok(stored.unwrap_or_else(|| ChatState {
+            chat_id,
+            working_directory: self.config.working_directory.clone(),
+            session_id: None,
+            created_at: 0,
+            updated_at: 0,
+            last_run: None,
+        }))
+    }
+
     /// Where replies to a chat (and forum topic) go.
     pub fn outbox(&self, chat_id: i64, thread_id: Option<i32>) -> Outbox {
         let thread_id = thread_id.map(|id| ThreadId(MessageId(id)));

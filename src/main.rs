@@ -9,7 +9,12 @@ use tracing::error;
 
 fn main() -> ExitCode {
     // A missing .env is normal; the environment alone may configure the bot.
-    let _ = dotenvy::dotenv();
+    if let Err(error) = dotenvy::dotenv()
+        && !error.not_found()
+    {
+        eprintln!("invalid configuration:\n  - .env could not be read: {error}");
+        return ExitCode::from(2);
+    }
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(problems) => {

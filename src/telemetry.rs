@@ -37,6 +37,8 @@ const COMMAND_SAMPLE_SHARE: f32 = 0.1;
 /// How long one envelope may take to send; a broken Sentry costs no more.
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long exit waits for what is still queued for Sentry.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(3);
 
 /// What the configuration says about Sentry.
 #[derive(Debug, Clone, Default)]
@@ -85,6 +87,8 @@ fn client_options(settings: &SentrySettings) -> Option<ClientOptions> {
     let mut options = ClientOptions::new()
         .maybe_release(release)
         .send_default_pii(settings.send_default_pii)
+        // What dropping the guard at exit waits for queued envelopes at most.
+        .shutdown_timeout(SHUTDOWN_FLUSH)
         .traces_sampler(move |context| sample_rate(rate, context))
         .transport(EnvelopeTransport {
             timeout: SEND_TIMEOUT,
@@ -178,13 +182,6 @@ pub fn init_tracing(sentry_enabled: bool) {
     if installed.is_err() {
         warn!("a log subscriber was already installed");
     }
-}
-
-/// Sends what is queued, waiting at most `timeout`; `true` when all went.
-pub fn flush(timeout: Duration) -> bool {
-    Hub::current()
-        .client()
-        .is_none_or(|client| client.flush(Some(timeout)))
 }
 
 /// Whether the running client records prompts, output and usernames.

@@ -155,11 +155,10 @@ fn span_status(error: &RunError) -> sentry::protocol::SpanStatus {
     }
 }
 
-/// The chat's directory and CLI session, or the defaults of a new chat.
+/// The chat's directory and CLI session; a new chat's when the store fails.
 fn chat_state(app: &App, chat_id: i64) -> (PathBuf, Option<String>) {
-    match app.store.chat(chat_id) {
-        Ok(Some(chat)) => (chat.working_directory, chat.session_id),
-        Ok(None) => (app.config.working_directory.clone(), None),
+    match app.chat(chat_id) {
+        Ok(chat) => (chat.working_directory, chat.session_id),
         Err(error) => {
             error!(%error, chat_id, "could not load the chat's state, using defaults");
             (app.config.working_directory.clone(), None)

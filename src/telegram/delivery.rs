@@ -103,16 +103,6 @@ impl Outbox {
         effort(request.await.map(drop))
     }
 
-    /// Deletes a message the bot sent, once, without retrying.
-    pub async fn delete(&self, message_id: MessageId) -> Effort {
-        effort(
-            self.bot
-                .delete_message(self.chat_id, message_id)
-                .await
-                .map(drop),
-        )
-    }
-
     /// Shows "typing…" in the chat for a few seconds.
     pub async fn typing(&self) -> Effort {
         let mut request = self.bot.send_chat_action(self.chat_id, ChatAction::Typing);

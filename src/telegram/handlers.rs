@@ -145,43 +145,38 @@ fn command_name(command: &Command) -> &'static str {
 /// The reply to a command. Commands only touch the store and the queue, so
 /// they answer at once, even while the chat's agent runs.
 fn answer_command(app: &App, queue: &BotQueue, chat_id: i64, command: Command) -> String {
-    let (cwd, session) = match app.store.chat(chat_id) {
-        Ok(Some(chat)) => (chat.working_directory, chat.session_id),
-        Ok(None) => (app.config.working_directory.clone(), None),
+    let chat = match app.chat(chat_id) {
+        Ok(chat) => chat,
         Err(error) => {
             error!(%error, chat_id, "could not load the chat's state");
             return replies::internal_error();
         }
     };
-    let shown_cwd = app.workspace.display(&cwd);
+    let cwd = &chat.working_directory;
+    let shown_cwd = app.workspace.display(cwd);
 
     match command {
         Command::Help => replies::help(&shown_cwd),
         Command::Pwd => format!("📁 <code>{}</code>", escape(&shown_cwd)),
-        Command::New => match app.store.set_session(chat_id, None, &cwd) {
+        Command::New => match app.store.set_session(chat_id, None, cwd) {
             Ok(()) => replies::new_conversation(&shown_cwd),
             Err(error) => {
                 error!(%error, chat_id, "could not forget the session");
                 replies::internal_error()
             }
         },
-        Command::Cd(target) => change_directory(app, chat_id, &cwd, &target),
+        Command::Cd(target) => change_directory(app, chat_id, cwd, &target),
         Command::SearchCwd(needle) if needle.is_empty() => {
             "Usage: <code>/searchcwd &lt;part of a directory name&gt;</code>".to_owned()
         }
         Command::SearchCwd(needle) => {
-            let found = app.workspace.search(&needle);
+            // It reads the disk: keep the other tasks of this thread moving.
+            let found = tokio::task::block_in_place(|| app.workspace.search(&needle));
             let shown: Vec<String> = found.iter().map(|p| app.workspace.display(p)).collect();
             replies::search_results(&needle, &shown, SEARCH_LIMIT)
         }
         Command::Status => {
             let (live, waiting) = queue.status(chat_id);
-            let last_run = app
-                .store
-                .chat(chat_id)
-                .ok()
-                .flatten()
-                .and_then(|c| c.last_run);
             let model = app
                 .config
                 .claude_model
@@ -189,11 +184,11 @@ fn answer_command(app: &App, queue: &BotQueue, chat_id: i64, command: Command) -
                 .unwrap_or("the CLI's default");
             replies::status(replies::StatusView {
                 directory: &shown_cwd,
-                session: session.as_deref(),
+                session: chat.session_id.as_deref(),
                 model,
                 live: live.as_deref(),
                 waiting,
-                last_run: last_run.as_ref(),
+                last_run: chat.last_run.as_ref(),
             })
         }
         Command::Stop { clear_queue } => {
