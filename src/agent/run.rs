@@ -20,6 +20,10 @@ const INTERRUPT_GRACE: Duration = Duration::from_secs(3);
 /// How long stdout may stay open after the CLI exited (a tool child that
 /// inherited it) before the run stops reading.
 const EXIT_DRAIN: Duration = Duration::from_secs(1);
+/// How long the CLI may linger after its result line before the run stops
+/// reading: some versions hang there (an MCP server, a stuck hook), and the
+/// answer is complete already.
+const RESULT_LINGER: Duration = Duration::from_secs(2);
 /// The CLI's words when `--resume` names a conversation it does not have.
 const NO_CONVERSATION: &str = "No conversation found with session ID";
 
@@ -179,11 +183,16 @@ pub async fn run(
     let deadline = Instant::now() + settings.timeout;
     let mut stop: Option<(RunError, Instant)> = None;
     let mut exited: Option<Instant> = None;
+    let mut answered: Option<Instant> = None;
     let far_future = deadline + Duration::from_secs(86_400);
 
     loop {
         let kill_at = stop.as_ref().map_or(far_future, |(_, at)| *at);
         let drain_until = exited.unwrap_or(far_future);
+        let linger_until = answered.unwrap_or(far_future);
+        // Once the result is in, a stop or the timeout could only throw a
+        // finished answer away; the linger limit ends the run instead.
+        let stoppable = stop.is_none() && answered.is_none();
         tokio::select! {
             // `read_until` keeps partial input in `buffer` when another branch
             // wins, so the buffer is only cleared after a whole line.
@@ -192,18 +201,21 @@ pub async fn run(
                 Ok(_) => {
                     transcript.take(&buffer, observers);
                     buffer.clear();
+                    if answered.is_none() && transcript.result.is_some() {
+                        answered = Some(Instant::now() + RESULT_LINGER);
+                    }
                 }
                 Err(error) => {
                     warn!(%error, "could not read claude output");
                     break;
                 }
             },
-            _ = cancel.cancelled(), if stop.is_none() => {
+            _ = cancel.cancelled(), if stoppable => {
                 info!("stopping claude");
                 process.signal(Signal::SIGINT);
                 stop = Some((RunError::Cancelled, Instant::now() + INTERRUPT_GRACE));
             }
-            _ = sleep_until(deadline), if stop.is_none() => {
+            _ = sleep_until(deadline), if stoppable => {
                 warn!(timeout_secs = settings.timeout.as_secs(), "claude timed out");
                 process.signal(Signal::SIGINT);
                 let error = RunError::TimedOut { after: settings.timeout };
@@ -220,10 +232,19 @@ pub async fn run(
                 debug!("claude exited but its output stayed open");
                 break;
             }
+            _ = sleep_until(linger_until), if answered.is_some() => {
+                debug!("claude lingers after its result, ending the run");
+                break;
+            }
         }
     }
     if !buffer.is_empty() {
         transcript.take(&buffer, observers);
+    }
+    // Output ends a moment before the process does: let it exit by itself,
+    // so that its own exit status, not our SIGKILL, is what gets judged.
+    if exited.is_none() && stop.is_none() {
+        let _ = tokio::time::timeout(EXIT_DRAIN, process.exited()).await;
     }
 
     let (exit_code, stderr_tail) = process.reap().await;
@@ -300,7 +321,9 @@ impl Transcript {
         }
     }
 
-    /// Decides whether a run that ended by itself answered.
+    /// Decides whether a run that ended by itself answered. `code` is `None`
+    /// when a signal ended the process, which after a result line is this
+    /// bot ending a CLI that lingered: the answer stands.
     fn verdict(&self, prompt: &Prompt, code: Option<i32>, stderr: &str) -> Option<RunError> {
         let Some(result) = &self.result else {
             return Some(RunError::NoResult {
@@ -320,7 +343,7 @@ impl Transcript {
             let message = self.error_message(result);
             return Some(RunError::Reported { message });
         }
-        if code != Some(0) {
+        if code.is_some_and(|code| code != 0) {
             return Some(RunError::Exited {
                 code,
                 stderr_tail: stderr.to_owned(),
