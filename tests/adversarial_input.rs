@@ -194,7 +194,6 @@ async fn updates_without_text_edits_and_malformed_updates_never_reach_the_agent(
 const GROUP: i64 = -100_555;
 
 #[tokio::test]
-#[ignore = "bug: a stranger's command addressed to another bot in a group gets this bot's refusal"]
 async fn a_stranger_in_a_group_is_refused_but_not_for_another_bots_command() {
     let chat = start().await;
     chat.telegram
@@ -333,7 +332,6 @@ async fn a_burst_of_50_prompts_is_queued_or_refused_each_with_one_reply() {
 }
 
 #[tokio::test]
-#[ignore = "bug: a reply longer than 4096 characters (it quotes a long argument) is refused by Telegram and the user gets nothing"]
 async fn a_command_with_an_argument_near_telegrams_limit_still_gets_a_reply() {
     let chat = start().await;
     let cases = [

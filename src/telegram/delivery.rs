@@ -9,7 +9,7 @@ use teloxide::types::{ChatAction, InputFile, MessageId, ParseMode, ThreadId};
 use teloxide::{ApiError, RequestError};
 use tracing::{debug, warn};
 
-use super::html;
+use super::{chunks, html};
 
 /// How often a reply is tried before the failure is reported.
 const SEND_ATTEMPTS: u32 = 6;
@@ -48,10 +48,22 @@ impl Outbox {
         self.chat_id
     }
 
-    /// Sends one HTML message and returns its id. Flood control and network
-    /// errors are waited out; if Telegram cannot parse the HTML the same
-    /// text goes again as plain text, so nothing is lost.
+    /// Sends HTML and returns the id of the (last) message. Flood control
+    /// and network errors are waited out; if Telegram cannot parse the HTML
+    /// the same text goes again as plain text; text past Telegram's limit
+    /// goes as several messages. Nothing is lost.
     pub async fn send_html(&self, text: &str) -> Result<MessageId, RequestError> {
+        if chunks::visible_len(text) <= chunks::MESSAGE_LIMIT {
+            return self.send_one_html(text).await;
+        }
+        let mut last = None;
+        for chunk in chunks::split(text, chunks::MESSAGE_LIMIT) {
+            last = Some(self.send_one_html(&chunk).await?);
+        }
+        Ok(last.expect("text past the limit makes at least one chunk"))
+    }
+
+    async fn send_one_html(&self, text: &str) -> Result<MessageId, RequestError> {
         let result = self.retrying(|| self.html_request(text)).await;
         match result {
             Err(RequestError::Api(error)) if is_markup_error(&error) => {

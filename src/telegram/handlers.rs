@@ -33,6 +33,13 @@ pub async fn handle_message(
     let thread_id = message.thread_id.map(|thread| thread.0.0);
     let outbox = app.outbox(chat_id, thread_id);
 
+    // Another bot's command is none of our business, whoever sent it.
+    let input = message
+        .text()
+        .map(|text| commands::parse(text, &app.username));
+    if input == Some(Input::NotForUs) {
+        return Ok(());
+    }
     if !app.config.allows(user.id.0) {
         warn!(
             user_id = user.id.0,
@@ -41,12 +48,12 @@ pub async fn handle_message(
         outbox.send_html(&replies::refusal(user.id)).await?;
         return Ok(());
     }
-    let Some(text) = message.text() else {
+    let (Some(text), Some(input)) = (message.text(), input) else {
         outbox.send_html(&replies::text_only()).await?;
         return Ok(());
     };
 
-    match commands::parse(text, &app.username) {
+    match input {
         Input::NotForUs => Ok(()),
         Input::Prompt => accept_prompt(&app, &queue, &outbox, &message, user, text).await,
         Input::Command(command) => {
@@ -211,7 +218,7 @@ fn answer_command(app: &App, queue: &BotQueue, chat_id: i64, command: Command) -
 fn change_directory(app: &App, chat_id: i64, cwd: &std::path::Path, target: &str) -> String {
     let resolved = match app.workspace.resolve(cwd, target) {
         Ok(path) => path,
-        Err(error) => return format!("❌ {}. Nothing changed.", escape(&error.to_string())),
+        Err(error) => return replies::cd_refused(&error.to_string()),
     };
     match app.store.set_working_directory(chat_id, &resolved) {
         Ok(()) => replies::moved(&app.workspace.display(&resolved)),

@@ -14,6 +14,8 @@ use crate::store::RunFigures;
 
 /// How much of the CLI's own error text a reply quotes, in characters.
 const QUOTED_ERROR_CHARS: usize = 400;
+/// How much of what a user typed a reply repeats, in characters.
+const SHOWN_INPUT_CHARS: usize = 120;
 
 /// The one reply a stranger gets: their id, so the operator can add it.
 pub fn refusal(user_id: UserId) -> String {
@@ -47,7 +49,22 @@ pub fn text_only() -> String {
 }
 
 pub fn unknown_command(name: &str) -> String {
-    format!("Unknown command /{}. See /help.", escape(name))
+    format!("Unknown command /{}. See /help.", shown(name))
+}
+
+/// The reply to a `/cd` that was refused; `why` repeats the user's path.
+pub fn cd_refused(why: &str) -> String {
+    format!("❌ {}. Nothing changed.", shown(why))
+}
+
+/// Something the user typed, cut to a readable length and escaped: a reply
+/// that repeats a 4000-character argument would be too long to send.
+fn shown(input: &str) -> String {
+    let mut cut: String = input.chars().take(SHOWN_INPUT_CHARS).collect();
+    if cut.len() < input.len() {
+        cut.push('…');
+    }
+    escape(&cut)
 }
 
 /// The reply to `/new`.
@@ -70,12 +87,9 @@ pub fn moved(directory: &str) -> String {
 /// The reply to `/searchcwd`.
 pub fn search_results(needle: &str, found: &[String], limit: usize) -> String {
     if found.is_empty() {
-        return format!(
-            "No directory in the workspace matches “{}”.",
-            escape(needle)
-        );
+        return format!("No directory in the workspace matches “{}”.", shown(needle));
     }
-    let mut text = format!("Directories matching “{}”:", escape(needle));
+    let mut text = format!("Directories matching “{}”:", shown(needle));
     for directory in found {
         let directory = escape(directory);
         text.push_str(&format!("\n📁 {directory}\n<code>/cd {directory}</code>"));
