@@ -11,6 +11,7 @@ use teloxide::error_handlers::LoggingErrorHandler;
 use teloxide::prelude::*;
 use teloxide::types::{MessageId, ThreadId};
 use teloxide::update_listeners::{Polling, UpdateListener};
+use teloxide::{ApiError, RequestError};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info, warn};
 
@@ -82,7 +83,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let me = bot
         .get_me()
         .await
-        .context("asking Telegram who this bot is (is TELEGRAM_BOT_TOKEN right?)")?;
+        .map_err(|error| start_up_error(&config, error))?;
     let username = me.username.clone().unwrap_or_default();
     if let Err(error) = bot.set_my_commands(commands::menu()).await {
         warn!(%error, "could not set the command menu");
@@ -136,6 +137,23 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     queue.shutdown(grace).await;
     info!("stopped");
     Ok(())
+}
+
+/// Why the first call to the Bot API failed, in words that point at the fix.
+fn start_up_error(config: &Config, error: RequestError) -> anyhow::Error {
+    let url = &config.telegram_api_url;
+    match error {
+        RequestError::Api(ApiError::InvalidToken) => anyhow::anyhow!(
+            "the Telegram Bot API at {url} refused the bot token: check TELEGRAM_BOT_TOKEN"
+        ),
+        RequestError::Network(_) => anyhow::Error::new(error).context(format!(
+            "could not reach the Telegram Bot API at {url} (network, proxy or \
+             TELEGRAM_API_URL?)"
+        )),
+        other => anyhow::Error::new(other).context(format!(
+            "asking the Telegram Bot API at {url} who this bot is"
+        )),
+    }
 }
 
 /// The CLI invocation every run uses.

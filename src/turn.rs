@@ -132,12 +132,28 @@ async fn take_turn(app: &App, job: &Job, live: &LiveRun, transaction: Transactio
                 failure.exit_code = outcome.exit_code;
                 failure.stderr_tail = outcome.stderr_tail.clone();
             }
+            log_failure(job.chat_id, &error, &failure.stderr_tail);
             telemetry::capture_failure(&error, &failure);
             let reply = replies::failure(&error, live.stop_cause());
             deliver_reply(&outbox, &reply).await;
         }
     }
     sending.finish();
+}
+
+/// Puts a failed run in the log, so an operator without Sentry sees why:
+/// the error and the last line the CLI wrote to stderr.
+fn log_failure(chat_id: i64, error: &RunError, stderr_tail: &str) {
+    if matches!(error, RunError::Cancelled) {
+        info!(chat_id, "the run was stopped");
+        return;
+    }
+    let last_line = stderr_tail
+        .lines()
+        .rev()
+        .find(|line| !line.trim().is_empty());
+    let stderr: String = last_line.unwrap_or("").chars().take(300).collect();
+    warn!(chat_id, %error, stderr, "the run gave no answer");
 }
 
 /// The chat's directory is gone (deleted, or moved out of the workspace).
